@@ -1,0 +1,213 @@
+"""Ingest: read an input folder (Parquet/CSV contract tables and/or a CCLF delivery), validate every table
+at the boundary, apply the final-action rule to claims, and load the store atomically.
+
+Files recognised in the input folder:
+- ``<table>.parquet`` or ``<table>.csv`` for any contract table (schemas.SCHEMAS);
+- CCLF files named ``P.A####.ACO.ZC{n}Y{yy}.D{yymmdd}.T{hhmmsst}`` (plus ``cclf_supplement.parquet``).
+
+Nothing is written to the workspace's store unless every table passes: the database is built in a temporary
+file and renamed over ``store.duckdb`` at the end. Re-ingesting the same files gives the same store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from openlead.data import schemas
+from openlead.data.store import STORE_FILE, duckdb_connect
+from openlead.errors import InputError
+
+CCLF_NAME = re.compile(r"ZC[0-9A-Z]Y\d{2}\.D\d{6}\.T\d+", re.IGNORECASE)
+CLAIM_TABLES = ("claim", "claim_line", "claim_dx")
+SUPPLEMENT = "cclf_supplement.parquet"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestReport:
+    workspace: str
+    input_dir: str
+    tables: dict[str, int] = field(default_factory=dict)
+    raw_claim_versions: int = 0
+    final_claims: int = 0
+    exceptions: int = 0
+    rejected_lines: int = 0
+    warnings: list[str] = field(default_factory=list)
+    cclf_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _is_cclf(path: Path) -> bool:
+    return path.is_file() and bool(CCLF_NAME.search(path.name))
+
+
+def _sql_str(path: Path) -> str:
+    return path.as_posix().replace("'", "''")
+
+
+def read_table_file(con: Any, path: Path) -> ir.Table:
+    """A Parquet or CSV file as an ibis table with a 1-based ``_row`` column in file order."""
+    p = _sql_str(path)
+    if path.suffix == ".parquet":
+        sql = f"SELECT *, file_row_number + 1 AS {schemas.ROW} FROM read_parquet('{p}', file_row_number = true)"
+        t = con.sql(sql)
+        return t.drop("file_row_number") if "file_row_number" in t.columns else t
+    if path.suffix == ".csv":
+        sql = (
+            f"SELECT *, row_number() OVER () AS {schemas.ROW} "
+            f"FROM read_csv('{p}', header = true, all_varchar = true, parallel = false)"
+        )
+        return con.sql(sql)
+    raise InputError("unsupported file type (use .parquet or .csv)", file=path.name)
+
+
+def discover(input_dir: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Map contract table name → file, and list CCLF files. Unknown files are an error (typos matter)."""
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist")
+    tables: dict[str, Path] = {}
+    cclf: list[Path] = []
+    for path in sorted(input_dir.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if _is_cclf(path):
+            cclf.append(path)
+            continue
+        if path.name == SUPPLEMENT or path.suffix in (".json", ".txt", ".md", ".log"):
+            continue
+        name = path.stem
+        if path.suffix not in (".parquet", ".csv"):
+            raise InputError("not a contract table or CCLF file", file=path.name)
+        if name not in schemas.SCHEMAS:
+            raise InputError(
+                f"unknown table {name!r}; expected one of {sorted(schemas.SCHEMAS)}", file=path.name
+            )
+        if name in tables:
+            raise InputError(f"table {name!r} given twice ({tables[name].name} and {path.name})", file=path.name)
+        tables[name] = path
+    return tables, cclf
+
+
+def ingest(
+    input_dir: str | Path,
+    workspace: str | Path,
+    *,
+    skip_bad_lines: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Validate and load ``input_dir`` into ``workspace/store.duckdb`` atomically."""
+    say = progress or (lambda _msg: None)
+    input_dir = Path(input_dir)
+    ws = Path(workspace)
+    ws.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(workspace=str(ws), input_dir=str(input_dir))
+    files, cclf_files = discover(input_dir)
+    if cclf_files and any(t in files for t in (*CLAIM_TABLES, "beneficiary")):
+        raise InputError(
+            "the input folder has both CCLF files and claim/beneficiary tables; give one source of claims"
+        )
+    tmp = ws / f".ingest-{os.getpid()}.duckdb"
+    for leftover in (tmp, tmp.with_suffix(".duckdb.wal")):
+        if leftover.exists():
+            leftover.unlink()
+    con = duckdb_connect(tmp)
+    try:
+        raw: dict[str, ir.Table] = {}
+        # 1. contract tables from Parquet/CSV: conform types, validate
+        for name, path in files.items():
+            say(f"validating {path.name}")
+            schema = schemas.SCHEMAS[name]
+            t = schemas.conform(read_table_file(con, path), schema, path.name)
+            t = con.create_table(f"_raw_{name}", t, overwrite=True)
+            schemas.validate(t, schema, path.name)
+            raw[name] = t
+        # 2. CCLF delivery
+        if cclf_files:
+            from openlead.data import cclf
+
+            report.cclf_files = [p.name for p in cclf_files]
+            say(f"parsing {len(cclf_files)} CCLF files")
+            rejects = ws / "rejects"
+            parsed = cclf.read_delivery(con, cclf_files, skip_bad_lines=skip_bad_lines, rejects_dir=rejects)
+            for name, t in parsed.items():
+                if name.startswith("_"):
+                    continue
+                t = con.create_table(f"_raw_{name}", t, overwrite=True)
+                if name in schemas.SCHEMAS:
+                    schemas.validate(t, schemas.SCHEMAS[name], f"CCLF ({name})")
+                raw[name] = t
+            if rejects.exists():
+                report.rejected_lines = sum(
+                    max(0, sum(1 for _ in f.open()) - 1) for f in rejects.glob("*") if f.is_file()
+                )
+        missing = [n for n, s in schemas.SCHEMAS.items() if s.required and n not in raw]
+        if missing:
+            raise InputError(f"required table(s) missing from {input_dir}: {missing}")
+        # 3. final action on claims
+        from openlead.data.claims import final_action
+
+        say("applying the final-action rule to claim versions")
+        report.raw_claim_versions = int(raw["claim"].count().execute())
+        fa = final_action(raw["claim"], raw["claim_line"], raw["claim_dx"])
+        final = {"claim": fa.claim, "claim_line": fa.claim_line, "claim_dx": fa.claim_dx}
+        # 4. write the store tables (without the _row helper column)
+        for name, t in raw.items():
+            if name in CLAIM_TABLES:
+                continue
+            cols = [c for c in schemas.SCHEMAS[name].column_names] if name in schemas.SCHEMAS else None
+            con.create_table(name, t.select(cols) if cols else t.drop(schemas.ROW), overwrite=True)
+        for name, t in final.items():
+            cols = schemas.SCHEMAS[name].column_names
+            con.create_table(name, t.select(cols), overwrite=True)
+        con.create_table("claim_exceptions", fa.exceptions, overwrite=True)
+        for name in list(raw):
+            con.drop_table(f"_raw_{name}", force=True)
+        # 5. post-load checks
+        claim = con.table("claim")
+        dup = int(claim.count().execute()) - int(claim.claim_id.nunique().execute())
+        if dup:
+            raise InputError(f"{dup} claim ids are not unique after the final-action rule", field="claim_id")
+        bene = con.table("beneficiary")
+        orphans = int(claim.anti_join(bene, "bene_id").count().execute())
+        if orphans:
+            report.warnings.append(f"{orphans} final-action claims belong to beneficiaries not in beneficiary")
+        for name in con.list_tables():
+            report.tables[name] = int(con.table(name).count().execute())
+        report.final_claims = report.tables.get("claim", 0)
+        report.exceptions = report.tables.get("claim_exceptions", 0)
+        con.raw_sql("CHECKPOINT")
+        con.disconnect()
+    except BaseException:
+        con.disconnect()
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            if leftover.exists():
+                leftover.unlink()
+        raise
+    target = ws / STORE_FILE
+    os.replace(tmp, target)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    (ws / "ingest.json").write_text(json.dumps({**report.to_dict(), "ingested_at": stamp}, indent=2))
+    say("store written")
+    return report
+
+
+def memtable_store(tables: dict[str, Any]) -> dict[str, ir.Table]:
+    """Small in-memory tables (e.g. pandas frames) as ibis tables, conformed to the contract: for tests."""
+    out = {}
+    for name, df in tables.items():
+        t = ibis.memtable(df)
+        out[name] = schemas.conform(t, schemas.SCHEMAS[name], name) if name in schemas.SCHEMAS else t
+    return out
