@@ -310,31 +310,32 @@ def conform(t: ir.Table, schema: Schema, file: str) -> ir.Table:
     missing = [c.name for c in schema.columns if c.name not in t.columns]
     if missing:
         raise InputError(f"missing column(s) {missing} for table {schema.name}", file=file)
-    keep = [ROW] if ROW in t.columns else []
-    exprs = {ROW: t[ROW]} if keep else {}
+    casts: dict[str, ir.Value] = {}
     for c in schema.columns:
         col = t[c.name]
         target = ibis.dtype(c.dtype)
         if col.type() == target:
-            exprs[c.name] = col
-        elif col.type().is_string() and target.is_date():
-            exprs[c.name] = col.nullif("").try_cast(target)
-        elif col.type().is_string():
-            exprs[c.name] = col.nullif("").try_cast(target)
-        else:
-            exprs[c.name] = col.try_cast(target)
-    out = t.select(**exprs)
-    # values present in the source but lost in the cast are type errors
-    for c in schema.columns:
-        src = t[c.name]
-        if src.type() == ibis.dtype(c.dtype):
             continue
-        present = src.notnull()
-        if src.type().is_string():
-            present = present & (src != "")
-        bad = present & out[c.name].isnull()
-        _raise_first(t.mutate(_bad=bad), "_bad", f"cannot be read as {c.dtype}", file, c.name)
-    return out
+        src = col.nullif("") if col.type().is_string() else col
+        casts[c.name] = src.try_cast(target)
+    wide = t.mutate(**{f"__cast_{n}": e for n, e in casts.items()}) if casts else t
+    # values present in the source but lost in the cast are type errors (one pass counts them all)
+    lost: dict[str, ir.BooleanValue] = {}
+    for n in casts:
+        src = wide[n]
+        present = src.notnull() & (src != "") if src.type().is_string() else src.notnull()
+        lost[n] = present & wide[f"__cast_{n}"].isnull()
+    if lost:
+        counts = wide.aggregate(**{f"l_{n}": m.cast("int64").sum() for n, m in lost.items()}).execute()
+        for n, m in lost.items():
+            v = counts[f"l_{n}"].iloc[0]
+            if v is not None and int(v) > 0:
+                dtype = next(c.dtype for c in schema.columns if c.name == n)
+                _raise_first(wide.mutate(_bad=m), "_bad", f"cannot be read as {dtype}", file, n)
+    exprs: dict[str, ir.Value] = {ROW: wide[ROW]} if ROW in t.columns else {}
+    for c in schema.columns:
+        exprs[c.name] = wide[f"__cast_{c.name}"].name(c.name) if c.name in casts else wide[c.name]
+    return wide.select(**exprs)
 
 
 def _raise_first(t: ir.Table, flag: str, message: str, file: str, field_name: str) -> None:
