@@ -45,6 +45,8 @@ NUMBER_UNITS = {
     "ratio",
     "pctile",
     "multiple",
+    "percent",
+    "mg",
 }
 INTEGER_UNITS = {"year", "months", "month", "days", "count", "benes"}
 OTHER_UNITS = {"enum", "bool", "list", "table", "range", "year_range", "mapping"}
@@ -95,6 +97,7 @@ class Parameter:
     options: tuple[Any, ...] | None = None
     source_file: str = ""
     overridden_from: str | None = None  # the original status when an overlay replaced the values
+    note: str = ""  # why an assumed value was chosen; shown in reports
 
     @property
     def first_year(self) -> int:
@@ -181,6 +184,7 @@ class Parameters:
                     "reference": p.reference.get("title", ""),
                     "url": p.reference.get("url", ""),
                     "description": p.description,
+                    "note": p.note,
                 }
             )
         return rows
@@ -200,6 +204,7 @@ class Parameters:
                         "status": p.status_label,
                         "reference": p.reference.get("title", ""),
                         "url": p.reference.get("url", ""),
+                        "note": p.note,
                     }
                 )
         return rows
@@ -230,6 +235,7 @@ class Parameters:
                 options=p.options,
                 source_file=p.source_file,
                 overridden_from=p.status,
+                note=p.note,
             )
         return Parameters(new, (*self.overlay_files, source))
 
@@ -292,6 +298,7 @@ def _parse_param(family: str, key: str, spec: Any, file: str) -> Parameter:
         breakdown=tuple(breakdown) if breakdown else None,
         options=tuple(options) if options else None,
         source_file=file,
+        note=str(spec.get("note", "") or ""),
     )
     for year, v in values.items():
         _check_param_value(p, v, f"{where} [{year}]")
