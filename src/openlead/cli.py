@@ -76,7 +76,10 @@ def params(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print every parameter's value in force for a PY, with unit and status (stated/REACH/MSSP/assumed)."""
+    from openlead.periods import check_py
+
     tree = _params(overlay)
+    check_py(tree, py)
     rows = tree.table(py)
     if as_json:
         console.print_json(json.dumps(rows, default=str))

