@@ -1,0 +1,142 @@
+"""Ingest: contract validation at the boundary, atomic store writes, idempotence."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from openlead.data.ingest import ingest
+from openlead.data.store import Store
+from openlead.errors import InputError
+from tests.tiny import tiny_tables, write_tiny
+
+
+def _digest(store: Store, name: str) -> str:
+    df = store.table(name).execute()
+    df = df.sort_values(list(df.columns)).reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+
+
+def test_tiny_ingest_loads_every_table(tmp_path: Path) -> None:
+    src = write_tiny(tmp_path / "in")
+    report = ingest(src, tmp_path / "ws")
+    assert report.tables["beneficiary"] == 2
+    assert report.tables["bene_month"] == 24
+    assert report.tables["claim"] == 2
+    assert report.tables["claim_line"] == 2
+    assert report.tables["claim_dx"] == 3
+    store = Store(tmp_path / "ws")
+    claim = store.table("claim").execute().set_index("claim_id")
+    assert claim.loc["C2", "ime"] == 600.0
+    assert claim.loc["C2", "paid"] == 12000.0
+    assert "_row" not in store.table("claim").columns
+    store.close()
+
+
+def test_reingest_is_idempotent(tmp_path: Path) -> None:
+    src = write_tiny(tmp_path / "in")
+    ingest(src, tmp_path / "ws")
+    s1 = Store(tmp_path / "ws")
+    first = {n: _digest(s1, n) for n in ("claim", "claim_line", "bene_month", "beneficiary")}
+    s1.close()
+    ingest(src, tmp_path / "ws")
+    s2 = Store(tmp_path / "ws")
+    second = {n: _digest(s2, n) for n in first}
+    s2.close()
+    assert first == second
+
+
+def test_csv_inputs_are_read_and_typed(tmp_path: Path) -> None:
+    src = write_tiny(tmp_path / "in", csv=("beneficiary", "claim_line"))
+    report = ingest(src, tmp_path / "ws")
+    assert report.tables["claim_line"] == 2
+    store = Store(tmp_path / "ws")
+    assert str(store.table("beneficiary").dob.type()) == "date"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "field", "value", "message"),
+    [
+        # (table, 0-based row to break, field, bad value, expected message fragment)
+        ("beneficiary", 1, "dob", "1944-13-45", "cannot be read as date"),
+        ("beneficiary", 0, "sex", "X", "value not in"),
+        ("claim", 1, "claim_type", "ambulance", "value not in"),
+        ("claim", 0, "billing_tin", "12345", "does not match pattern"),
+        ("claim_line", 1, "allowed", "abc", "cannot be read as float64"),
+        ("bene_month", 13, "state_county", "3606", "does not match pattern"),
+        ("participant_tin", 0, "tin", "11111111X", "does not match pattern"),
+    ],
+)
+def test_bad_value_names_file_row_field_and_leaves_store_untouched(
+    tmp_path: Path, table: str, row: int, field: str, value: str, message: str
+) -> None:
+    # a good store first
+    good = write_tiny(tmp_path / "good")
+    ingest(good, tmp_path / "ws")
+    before = (tmp_path / "ws" / "store.duckdb").read_bytes()
+
+    tables = tiny_tables()
+    df = tables[table].astype({field: "object"})
+    df.loc[row, field] = value
+    tables[table] = df
+    bad = write_tiny(tmp_path / "bad", tables, csv=(table,))
+    with pytest.raises(InputError) as e:
+        ingest(bad, tmp_path / "ws")
+    err = e.value
+    assert err.file == f"{table}.csv"
+    assert err.row == row + 1
+    assert err.field == field
+    assert message in str(err)
+    # nothing half-written: the previous store is byte-identical and no temp file is left
+    assert (tmp_path / "ws" / "store.duckdb").read_bytes() == before
+    assert not list((tmp_path / "ws").glob(".ingest-*"))
+
+
+def test_failed_first_ingest_writes_no_store(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables["beneficiary"].loc[0, "orec"] = "7"
+    bad = write_tiny(tmp_path / "bad", tables)
+    with pytest.raises(InputError, match="orec"):
+        ingest(bad, tmp_path / "ws")
+    assert not (tmp_path / "ws" / "store.duckdb").exists()
+
+
+def test_duplicate_key_is_reported_with_row(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables["beneficiary"] = pd.concat([tables["beneficiary"], tables["beneficiary"].iloc[[0]]], ignore_index=True)
+    bad = write_tiny(tmp_path / "bad", tables)
+    with pytest.raises(InputError) as e:
+        ingest(bad, tmp_path / "ws")
+    assert "duplicate key" in str(e.value)
+    assert e.value.row == 3
+    assert e.value.field == "bene_id"
+
+
+def test_missing_required_table_and_unknown_file(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    del tables["bene_month"]
+    src = write_tiny(tmp_path / "a", tables)
+    with pytest.raises(InputError, match="bene_month"):
+        ingest(src, tmp_path / "ws")
+    src2 = write_tiny(tmp_path / "b")
+    (src2 / "claims_extra.parquet").write_bytes((src2 / "claim.parquet").read_bytes())
+    with pytest.raises(InputError, match="unknown table 'claims_extra'"):
+        ingest(src2, tmp_path / "ws")
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables["claim"] = tables["claim"].drop(columns=["paid"])
+    src = write_tiny(tmp_path / "a", tables)
+    with pytest.raises(InputError, match=r"missing column\(s\) \['paid'\]") as e:
+        ingest(src, tmp_path / "ws")
+    assert e.value.file == "claim.parquet"
+
+
+def test_store_without_ingest_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="openlead ingest"):
+        Store(tmp_path / "nothing")
