@@ -1,0 +1,228 @@
+"""The final-action rule (SPEC §3.2), case by case in table form.
+
+Each case lists claim versions as (claim_id, type, set key, adjustment, effective day, delivery day, paid)
+and, for Part B, lines as (claim_id, line_num, paid). All versions share one beneficiary and dates; the set
+key is the billing CCN (Part A) or control number (Part B). Expected: final claim ids with their paid, final
+lines, and exception reasons (with the hand computation in the comment).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import ibis
+import pandas as pd
+import pytest
+
+from openlead.data.claims import final_action
+from openlead.data.schemas import SCHEMAS
+from openlead.errors import InputError
+
+DAY0 = date(2027, 1, 1)
+BENE = "1EG4TE5MK72"
+
+CASES: list[dict[str, Any]] = [
+    {
+        "name": "an original alone is final",
+        "claims": [("A1", "outpatient", "K", "0", 1, 1, 100.0)],
+        "final": {"A1": 100.0},
+        "exceptions": [],
+    },
+    {
+        # sum of versions 100 + 120 = 220 ≠ final 120: the IP's alternative disagrees (no cancel delivered)
+        "name": "an adjustment replaces the original",
+        "claims": [("A1", "outpatient", "K", "0", 1, 1, 100.0), ("A2", "outpatient", "K", "2", 5, 2, 120.0)],
+        "final": {"A2": 120.0},
+        "exceptions": [("sum_of_versions_disagrees", "A2", 120.0, 220.0)],
+    },
+    {
+        # 100 - 100 + 120 = 120 = final: both methods agree
+        "name": "original, cancel and adjustment agree with the sum of versions",
+        "claims": [
+            ("A1", "inpatient", "K", "0", 1, 1, 100.0),
+            ("A1C", "inpatient", "K", "1", 5, 2, 100.0),
+            ("A2", "inpatient", "K", "2", 6, 2, 120.0),
+        ],
+        "final": {"A2": 120.0},
+        "exceptions": [],
+    },
+    {
+        # final is the cancellation: set voided; 100 - 100 = 0 = final 0
+        "name": "a cancellation voids the set",
+        "claims": [("A1", "snf", "K", "0", 1, 1, 100.0), ("A1C", "snf", "K", "1", 5, 2, 100.0)],
+        "final": {},
+        "exceptions": [],
+    },
+    {
+        # 100 - 100 + 90 = 90 = final
+        "name": "a re-submission after a cancellation is final",
+        "claims": [
+            ("A1", "hha", "K", "0", 1, 1, 100.0),
+            ("A1C", "hha", "K", "1", 5, 2, 100.0),
+            ("A3", "hha", "K", "0", 9, 3, 90.0),
+        ],
+        "final": {"A3": 90.0},
+        "exceptions": [],
+    },
+    {
+        # the same claim id delivered twice counts once (latest delivery kept): sum 100 = final 100
+        "name": "a re-delivery is dropped",
+        "claims": [("A1", "hospice", "K", "0", 1, 1, 100.0), ("A1", "hospice", "K", "0", 1, 3, 100.0)],
+        "final": {"A1": 100.0},
+        "final_delivery": {"A1": 3},
+        "exceptions": [],
+    },
+    {
+        # same effective day: the later delivery wins; two candidates share the latest effective date
+        "name": "a tie on effective date is broken by delivery date",
+        "claims": [("A1", "outpatient", "K", "0", 4, 2, 100.0), ("A2", "outpatient", "K", "2", 4, 1, 120.0)],
+        "final": {"A1": 100.0},
+        "exceptions": [
+            ("sum_of_versions_disagrees", "A1", 100.0, 220.0),
+            ("several_final_actions", "A1", 100.0, 220.0),
+        ],
+    },
+    {
+        # same effective and delivery day: the larger claim id wins
+        "name": "a tie on effective and delivery date is broken by claim id",
+        "claims": [("A5", "outpatient", "K", "2", 4, 2, 100.0), ("A6", "outpatient", "K", "2", 4, 2, 100.0)],
+        "final": {"A6": 100.0},
+        "exceptions": [
+            ("sum_of_versions_disagrees", "A6", 100.0, 200.0),
+            ("several_final_actions", "A6", 100.0, 200.0),
+        ],
+    },
+    {
+        "name": "different CCNs are different sets",
+        "claims": [("A1", "outpatient", "K", "0", 1, 1, 100.0), ("A2", "outpatient", "L", "0", 2, 1, 50.0)],
+        "final": {"A1": 100.0, "A2": 50.0},
+        "exceptions": [],
+    },
+    {
+        # line 1: only B1's version, final 50; line 2: B1 30 then B2 35, final B2's 35 (30 + 35 = 65 ≠ 35).
+        # B1 keeps line 1 (paid 50), B2 holds line 2 (paid 35)
+        "name": "Part B sets are decided line by line",
+        "claims": [("B1", "carrier", "CN1", "0", 1, 1, 80.0), ("B2", "carrier", "CN1", "2", 5, 2, 35.0)],
+        "lines": [("B1", 1, 50.0), ("B1", 2, 30.0), ("B2", 2, 35.0)],
+        "final": {"B1": 50.0, "B2": 35.0},
+        "final_lines": [("B1", 1), ("B2", 2)],
+        "exceptions": [("sum_of_versions_disagrees", "B2", 35.0, 65.0)],
+    },
+    {
+        # each line: 50 - 50 = 0 and 30 - 30 = 0, final 0: voided, no exception
+        "name": "a Part B cancellation voids every line",
+        "claims": [("B1", "dme", "CN1", "0", 1, 1, 80.0), ("B1C", "dme", "CN1", "1", 5, 2, 80.0)],
+        "lines": [("B1", 1, 50.0), ("B1", 2, 30.0), ("B1C", 1, 50.0), ("B1C", 2, 30.0)],
+        "final": {},
+        "final_lines": [],
+        "exceptions": [],
+    },
+    {
+        # a Part B claim with no control number stands alone
+        "name": "a set without a key is an exception",
+        "claims": [("B9", "carrier", None, "0", 1, 1, 10.0)],
+        "lines": [("B9", 1, 10.0)],
+        "final": {"B9": 10.0},
+        "final_lines": [("B9", 1)],
+        "exceptions": [("missing_set_key", "B9", 10.0, 10.0)],
+    },
+]
+
+
+def _tables(case: dict[str, Any]) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
+    rows = []
+    for cid, ctype, key, adj, eff, dlv, paid in case["claims"]:
+        part_a = ctype not in ("carrier", "dme")
+        inp = ctype == "inpatient"
+        rows.append(
+            {
+                "claim_id": cid,
+                "bene_id": BENE,
+                "claim_type": ctype,
+                "from_date": DAY0,
+                "thru_date": DAY0 + timedelta(days=3),
+                "billing_tin": None,
+                "billing_ccn": key if part_a else None,
+                "npi": None,
+                "bill_type": None,
+                "drg": None,
+                "paid": paid,
+                "ime": 10.0 if inp else None,
+                "dsh": 5.0 if inp else None,
+                "ucc": None,
+                "adjustment_type": adj,
+                "effective_date": DAY0 + timedelta(days=eff),
+                "control_number": None if part_a else key,
+                "delivery_date": DAY0 + timedelta(days=30 + dlv),
+            }
+        )
+    lines = case.get("lines") or [(r["claim_id"], 1, r["paid"]) for r in rows]
+    lrows = [
+        {
+            "claim_id": cid,
+            "line_num": ln,
+            "line_from": DAY0,
+            "line_thru": DAY0,
+            "hcpcs": "99214",
+            "modifiers": None,
+            "revenue_center": None,
+            "pos": None,
+            "rendering_npi": None,
+            "rendering_tin": None,
+            "specialty": None,
+            "allowed": paid,
+            "paid": paid,
+            "units": 1.0,
+            "fee_reduction": 0.0,
+        }
+        for cid, ln, paid in dict.fromkeys(lines)
+    ]
+    dx = [{"claim_id": r["claim_id"], "dx_seq": 1, "dx": "E119"} for r in rows]
+
+    def mem(data: list[dict[str, Any]], name: str) -> ibis.Table:
+        cols = SCHEMAS[name].column_names
+        return ibis.memtable(pd.DataFrame(data, columns=cols), schema=SCHEMAS[name].ibis_schema())
+
+    return mem(rows, "claim"), mem(lrows, "claim_line"), mem(dx, "claim_dx")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_final_action(case: dict[str, Any]) -> None:
+    fa = final_action(*_tables(case))
+    claim = fa.claim.execute()
+    assert claim.claim_id.is_unique
+    assert dict(zip(claim.claim_id, claim.paid, strict=True)) == pytest.approx(case["final"])
+    assert list(claim.columns) == SCHEMAS["claim"].column_names
+    for cid, dlv in case.get("final_delivery", {}).items():
+        got = pd.Timestamp(claim.set_index("claim_id").delivery_date[cid]).date()
+        assert got == DAY0 + timedelta(days=30 + dlv)
+    if "final_lines" in case:
+        lines = fa.claim_line.execute()
+        assert sorted(zip(lines.claim_id, lines.line_num, strict=True)) == case["final_lines"]
+    dx = fa.claim_dx.execute()
+    assert set(dx.claim_id) == set(case["final"])
+    exc = fa.exceptions.execute()
+    got_exc = sorted(
+        (r.reason, r.final_claim_id, r.final_paid, r.sum_of_versions_paid) for r in exc.itertuples()
+    )
+    assert got_exc == sorted(case["exceptions"])
+    # no beneficiary identifiers in the exception summary
+    assert "bene_id" not in exc.columns
+    assert not exc.astype(str).isin([BENE]).any().any()
+
+
+def test_missing_ime_on_final_inpatient_claim_is_an_input_error() -> None:
+    case = {"claims": [("A1", "inpatient", "K", "0", 1, 1, 100.0)]}
+    claim, line, dx = _tables(case)
+    claim = claim.mutate(ime=ibis.null("float64"))
+    with pytest.raises(InputError, match="IME/DSH missing") as ei:
+        final_action(claim, line, dx)
+    assert ei.value.field == "ime/dsh"
+    # a voided inpatient set needs no IME
+    case = {
+        "claims": [("A1", "inpatient", "K", "0", 1, 1, 100.0), ("A1C", "inpatient", "K", "1", 2, 1, 100.0)]
+    }
+    claim, line, dx = _tables(case)
+    fa = final_action(claim.mutate(ime=ibis.null("float64")), line, dx)
+    assert int(fa.claim.count().execute()) == 0
