@@ -107,7 +107,9 @@ def test_failed_first_ingest_writes_no_store(tmp_path: Path) -> None:
 
 def test_duplicate_key_is_reported_with_row(tmp_path: Path) -> None:
     tables = tiny_tables()
-    tables["beneficiary"] = pd.concat([tables["beneficiary"], tables["beneficiary"].iloc[[0]]], ignore_index=True)
+    tables["beneficiary"] = pd.concat(
+        [tables["beneficiary"], tables["beneficiary"].iloc[[0]]], ignore_index=True
+    )
     bad = write_tiny(tmp_path / "bad", tables)
     with pytest.raises(InputError) as e:
         ingest(bad, tmp_path / "ws")

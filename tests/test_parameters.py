@@ -41,9 +41,11 @@ SPEC_NAMES: list[str] = [
     "alignment.pcp_specialties",
     "alignment.fqhc_rhc_bill_types",
     "alignment.snf_excluded_pos",
+    "alignment.snf_excluded_hcpcs",
     "alignment.voluntary_effective_lag_months",
     # High Needs (SPEC §4.6)
     "hn.window_months",
+    "hn.unplanned_revenue_centers",
     "hn.rs_high",
     "hn.rs_mid.ad",
     "hn.rs_mid.esrd",
@@ -147,6 +149,7 @@ SPEC_NAMES: list[str] = [
     "medicaid.max_states",
     "medicaid.aco_share",
     "medicaid.first_year",
+    "medicaid.fbde_dual_codes",
     # projection (SPEC §12)
     "projection.growth",
     "projection.growth_2027",
@@ -156,6 +159,12 @@ SPEC_NAMES: list[str] = [
     "projection.npv_rate",
     "projection.ai_score_ratio",
     "projection.pctiles",
+    "projection.trend_sigma",
+    "projection.acuity_share",
+    "projection.demo_growth",
+    "projection.hn_share_drift",
+    "projection.breakeven_bounds",
+    "projection.tornado_steps",
     # MSSP comparator (SPEC §12)
     "mssp.agreement_years",
     "mssp.rebase_year",

@@ -153,7 +153,12 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
             }
         ),
         "county_ratebook": pd.DataFrame(
-            {"py": [2027] * 3, "category": list(cats), "state_county": ["36061"] * 3, "rate_pbpm": [1100.0, 8000.0, 4000.0]}
+            {
+                "py": [2027] * 3,
+                "category": list(cats),
+                "state_county": ["36061"] * 3,
+                "rate_pbpm": [1100.0, 8000.0, 4000.0],
+            }
         ),
         "national_series": pd.DataFrame(
             {
@@ -168,7 +173,12 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
             }
         ),
         "regional_series": pd.DataFrame(
-            {"year": [2026] * 3, "category": list(cats), "g_regional": [0.04] * 3, "aco_market_share": [0.3] * 3}
+            {
+                "year": [2026] * 3,
+                "category": list(cats),
+                "g_regional": [0.04] * 3,
+                "aco_market_share": [0.3] * 3,
+            }
         ),
         "quality_result": pd.DataFrame(
             {"py": [2027], "measure": ["ACR"], "rate": [0.15], "completeness": [None], "submitted": [True]}
@@ -179,7 +189,9 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
     }
 
 
-def write_tiny(folder: Path, tables: dict[str, pd.DataFrame] | None = None, csv: tuple[str, ...] = ()) -> Path:
+def write_tiny(
+    folder: Path, tables: dict[str, pd.DataFrame] | None = None, csv: tuple[str, ...] = ()
+) -> Path:
     """Write the tiny tables as Parquet (or CSV for the names in ``csv``) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in (tables or tiny_tables()).items():

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +35,9 @@ ALIGNMENTS = ("claims", "voluntary")
 OPTIONS = ("global", "professional")
 
 MONEY_UNITS = ("usd", "usd_pbpm")
+
+FloatArray = npt.NDArray[np.float64]
+Num = float | FloatArray
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,20 +169,120 @@ def guardrail_borne(dev_abs: float, table: Sequence[Mapping[str, Any]], deadband
     """
     if dev_abs < 0:
         raise ValueError("dev_abs must be ≥ 0")
-    if dev_abs <= deadband:
-        return 0.0
-    b, prev = 0.0, 0.0
+    return float(guardrail_borne_array(dev_abs, table, deadband))
+
+
+def guardrail_borne_array(
+    dev_abs: float | FloatArray, table: Sequence[Mapping[str, Any]], deadband: float = 0.0
+) -> FloatArray:
+    """:func:`guardrail_borne` on an array of |dev| (one per Monte Carlo path); the one implementation."""
+    a = np.asarray(dev_abs, dtype=np.float64)
+    if np.any(a < 0):
+        raise ValueError("dev_abs must be ≥ 0")
+    b = np.zeros_like(a)
+    if np.all(a <= deadband):
+        return b
+    prev = 0.0
     for i, row in enumerate(table):
         upper = math.inf if row.get("upper") is None else float(row["upper"])
         if upper <= prev and i > 0:
             raise ParameterError("trend.guardrail: band uppers must increase")
-        if dev_abs <= prev:
+        live = a > prev
+        if not np.any(live):
             break
-        b += (min(dev_abs, upper) - prev) * float(row["share"])
+        b = np.where(live, b + (np.minimum(a, upper) - prev) * float(row["share"]), b)
         prev = upper
-    if prev != math.inf and dev_abs > prev:
+    if prev != math.inf and np.any(a > prev):
         raise ParameterError("trend.guardrail: the last band must have upper: null")
-    return b
+    return np.where(a <= deadband, 0.0, b)
+
+
+def growth_index(g: FloatArray) -> FloatArray:
+    """Π(1 + g) over the last axis (years), multiplied in year order so a scalar path matches math.prod."""
+    out = np.ones(g.shape[:-1], dtype=np.float64)
+    for j in range(g.shape[-1]):
+        out = out * (1.0 + g[..., j])
+    return out
+
+
+@dataclass(frozen=True)
+class UpdateFactorPaths:
+    """UF arrays (one per path) from :func:`update_factor_paths`; :func:`update_factor` shares the core."""
+
+    py: int
+    years: tuple[int, ...]
+    share: float
+    w_p: float
+    w_n: float
+    w_r: float
+    g_b: FloatArray  # (..., years)
+    prospective_index: FloatArray  # P
+    actual_index: FloatArray  # A
+    dev: FloatArray
+    borne: FloatArray
+    uf: FloatArray
+
+
+def _uf_core(
+    gp: FloatArray,
+    gn: FloatArray,
+    gr: FloatArray,
+    w_p: float,
+    s: float,
+    table: Sequence[Mapping[str, Any]],
+    deadband: float,
+    provisional: bool,
+) -> tuple[float, float, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    w_n = (1.0 - w_p) * s
+    w_r = (1.0 - w_p) * (1.0 - s)
+    gb = w_p * gp + w_n * gn + w_r * gr
+    P = growth_index(gp)
+    A = P if provisional else growth_index(gb)
+    dev = A / P - 1.0
+    b = guardrail_borne_array(np.abs(dev), table, deadband)
+    uf = P * (1.0 + np.copysign(b, dev))
+    return w_n, w_r, gb, P, A, dev, b, uf
+
+
+def update_factor_paths(
+    g_p: npt.ArrayLike,
+    g_n: npt.ArrayLike,
+    g_r: npt.ArrayLike,
+    share: float | None,
+    params: Parameters,
+    py: int,
+    *,
+    provisional: bool = False,
+) -> UpdateFactorPaths:
+    """:func:`update_factor` on arrays: ``g_*`` have the years BY3+1..PY on the last axis and broadcast.
+
+    ``g_n``/``g_r`` of shape (paths, years) give one UF per path (SPEC §5.3, Monte Carlo projection).
+    """
+    check_py(params, py)
+    by3 = base_years(params, py)[-1]
+    years = tuple(range(by3 + 1, py + 1))
+    n = len(years)
+    arrs = []
+    for name, g in (("g_p", g_p), ("g_n", g_n), ("g_r", g_r)):
+        a = np.asarray(g, dtype=np.float64)
+        if a.ndim == 0 or a.shape[-1] != n:
+            raise InputError(f"{name} needs one growth rate per year {years[0]}..{years[-1]} ({n} values)")
+        if not np.all(np.isfinite(a) & (a > -1.0)):
+            raise InputError(f"{name}: growth rates must be finite and > -100%", field=name)
+        arrs.append(a)
+    gp, gn, gr = np.broadcast_arrays(*arrs)
+    s = params.float("trend.market_share_default", py) if share is None else float(share)
+    if not 0.0 <= s <= 1.0:
+        raise InputError(f"market share s must lie in [0, 1]; got {s}", field="share")
+    w_p = params.float("trend.w_prospective", py)
+    if params.get("trend.guardrail_basis", py) != "cumulative":
+        raise ParameterError(
+            f"trend.guardrail_basis: unsupported basis {params.get('trend.guardrail_basis', py)!r}"
+        )
+    w_n, w_r, gb, P, A, dev, b, uf = _uf_core(
+        gp, gn, gr, w_p, s, params.get("trend.guardrail", py), params.float("trend.deadband", py), provisional
+    )
+    return UpdateFactorPaths(py, years, s, w_p, w_n, w_r, gb, P, A, dev, b, uf)
 
 
 def _as_floats(x: Sequence[float], name: str, n: int, years: Sequence[int]) -> tuple[float, ...]:
@@ -224,21 +329,17 @@ def update_factor(
     if not 0.0 <= s <= 1.0:
         raise InputError(f"market share s must lie in [0, 1]; got {s}", field="share")
     w_p = params.float("trend.w_prospective", py)
-    w_n = (1.0 - w_p) * s
-    w_r = (1.0 - w_p) * (1.0 - s)
-    gb = tuple(w_p * a + w_n * b + w_r * c for a, b, c in zip(gp, gn, gr, strict=True))
     table = params.get("trend.guardrail", py)
     basis = params.get("trend.guardrail_basis", py)
     deadband = params.float("trend.deadband", py)
     guard_names = ("trend.guardrail", "trend.guardrail_basis", "trend.deadband")
-
-    P = math.prod(1.0 + g for g in gp)
-    A = P if provisional else math.prod(1.0 + g for g in gb)
     if basis != "cumulative":
         raise ParameterError(f"trend.guardrail_basis: unsupported basis {basis!r}")
-    dev = A / P - 1.0
-    b = guardrail_borne(abs(dev), table, deadband)
-    uf = P * (1.0 + math.copysign(b, dev))
+    w_n, w_r, gb_a, P_a, A_a, dev_a, b_a, uf_a = _uf_core(
+        np.array(gp), np.array(gn), np.array(gr), w_p, s, table, deadband, provisional
+    )
+    gb = tuple(float(x) for x in gb_a)
+    P, A, dev, b, uf = float(P_a), float(A_a), float(dev_a), float(b_a), float(uf_a)
     uf_formula = "P × (1 + sign(dev) × b)"
 
     yr = f"{years[0]}..{years[-1]}"
@@ -375,6 +476,89 @@ class CellBenchmark(_Recorded):
         return recs
 
 
+@dataclass(frozen=True)
+class CellRate:
+    """The arithmetic of a cell from H_BY3 to B0 PBPM (SPEC §5.5); floats or arrays (one per path)."""
+
+    h_py: Num
+    addon_rate: float
+    addon: Num
+    h_adj: Num
+    r: Num
+    rea: Num
+    psa: Num
+    adj_uncapped: Num
+    adj_cap: Num
+    adj: Num
+    rho: float
+    std_blend: Num
+    std: Num
+    rs_pay: Num
+    b0: Num
+
+
+def cell_rate(
+    params: Parameters,
+    py: int,
+    *,
+    efficient: bool,
+    h_by3: Num,
+    uf: Num,
+    r: Num | None,
+    uspcc: Num,
+    rs_pay: Num,
+    psa_mean: Num = 0.0,
+    claims_std: Num | None = None,
+    rho: float | None = None,
+) -> CellRate:
+    """H_PY = H_BY3 × UF, add-on, REA, PSA, ADJ, ρ blend, voluntary clamp and B0 = STD × RS_pay.
+
+    The one implementation of the cell arithmetic: :func:`cell_benchmark` calls it with floats (and records
+    the steps); the projection calls it with arrays over Monte Carlo paths. ``r`` None: R = H_PY (REA = 0).
+    ``claims_std`` given: a voluntary cell, clamped to ±benchmark.voluntary_cap of it. ``rho`` None:
+    :func:`ratebook_weight` for the PY.
+    """
+    h_py = np.asarray(h_by3, dtype=np.float64) * uf
+    addon_rate = 0.0 if efficient else params.float("benchmark.admin_addon", py)
+    addon = h_py * addon_rate
+    h_adj = h_py + addon
+    r_a = h_py if r is None else np.asarray(r, dtype=np.float64)
+    floor = params.float("benchmark.adj_floor", py)
+    if efficient:
+        rea = np.maximum(floor, params.float("benchmark.rea_share", py) * (r_a - h_py))
+    else:
+        rea = np.zeros_like(h_py)
+    psa = params.float("benchmark.psa_share", py) * np.asarray(psa_mean, dtype=np.float64) * uf
+    adj_uncapped = np.maximum(rea, psa)
+    adj_cap = params.float("benchmark.adj_cap", py) * np.asarray(uspcc, dtype=np.float64)
+    adj = np.maximum(floor, np.minimum(adj_uncapped, adj_cap))
+    rho_v = ratebook_weight(params, py) if rho is None else float(rho)
+    std_blend = (1.0 - rho_v) * (h_adj + adj) + rho_v * r_a
+    std = std_blend
+    if claims_std is not None:
+        vcap = params.float("benchmark.voluntary_cap", py)
+        cs = np.asarray(claims_std, dtype=np.float64)
+        std = np.minimum(np.maximum(std_blend, (1.0 - vcap) * cs), (1.0 + vcap) * cs)
+    b0 = std * np.asarray(rs_pay, dtype=np.float64)
+    return CellRate(
+        h_py=h_py,
+        addon_rate=addon_rate,
+        addon=addon,
+        h_adj=h_adj,
+        r=r_a,
+        rea=rea,
+        psa=psa,
+        adj_uncapped=adj_uncapped,
+        adj_cap=adj_cap,
+        adj=adj,
+        rho=rho_v,
+        std_blend=std_blend,
+        std=std,
+        rs_pay=np.asarray(rs_pay, dtype=np.float64),
+        b0=b0,
+    )
+
+
 def _check_option(option: str) -> str:
     if option not in OPTIONS:
         raise InputError(f"unknown risk option {option!r}; expected one of {list(OPTIONS)}", field="option")
@@ -455,13 +639,51 @@ def cell_benchmark(
         uf_obj, uf = None, float(c.update_factor)
     if uf_obj is not None and uf_obj.py != py:
         raise InputError(f"{cell}: update factor is for PY{uf_obj.py}, not PY{py}", field="update_factor")
+    if not math.isfinite(float(c.uspcc)) or c.uspcc < 0:
+        raise InputError(f"{cell}: USPCC must be a non-negative number", field="uspcc")
+    if c.alignment == "voluntary":
+        ref = params.get("benchmark.voluntary_cap_ref", py)
+        if ref != "claims_cell":
+            raise ParameterError(f"benchmark.voluntary_cap_ref: unsupported reference {ref!r}")
+        if c.claims_std is None:
+            raise InputError(
+                f"{cell}: a voluntary cell needs the standardised rate of the {c.category} claims cell",
+                field="claims_std",
+            )
+    risk = c.rs_pay if isinstance(c.rs_pay, RiskStep) else None
+    if risk is not None:
+        if not isinstance(risk.rs_pay, float):
+            raise InputError(f"{cell}: rs_pay must be one cell's score, not an array", field="rs_pay")
+        rs_pay = risk.rs_pay
+    else:
+        rs_pay = float(c.rs_pay)  # type: ignore[arg-type]
+    if not math.isfinite(rs_pay) or rs_pay <= 0:
+        raise InputError(f"{cell}: payment risk score must be positive", field="rs_pay")
+    prior = [max(0.0, float(v)) for v in c.prior_savings]
+    psa_mean = sum(prior) / len(prior) if prior else 0.0
+
+    cr = cell_rate(
+        params,
+        py,
+        efficient=efficient,
+        h_by3=h_by3,
+        uf=uf,
+        r=c.regional_rate,
+        uspcc=float(c.uspcc),
+        rs_pay=rs_pay,
+        psa_mean=psa_mean,
+        claims_std=None if c.alignment != "voluntary" else c.claims_std,
+    )
+    h_py, addon, h_adj, r = float(cr.h_py), float(cr.addon), float(cr.h_adj), float(cr.r)
+    rea, psa, adj_uncapped = float(cr.rea), float(cr.psa), float(cr.adj_uncapped)
+    adj_cap, adj, rho = float(cr.adj_cap), float(cr.adj), cr.rho
+    std_blend, std, b0 = float(cr.std_blend), float(cr.std), float(cr.b0)
+    r_imputed = c.regional_rate is None
+
     uf_names = ("trend.w_prospective", "trend.guardrail") if uf_obj is not None else ()
     steps.append(Step("UF", uf, "update factor BY3 → PY (SPEC §5.3)", uf_names, "factor"))
-    h_py = h_by3 * uf
     steps.append(Step("H_PY", h_py, "H_BY3 × UF", (), "usd_pbpm"))
-
-    addon_rate = 0.0 if efficient else params.float("benchmark.admin_addon", py)
-    addon = h_py * addon_rate
+    addon_rate = cr.addon_rate
     steps.append(
         Step(
             "addon",
@@ -471,11 +693,7 @@ def cell_benchmark(
             "usd_pbpm",
         )
     )
-    h_adj = h_py + addon
     steps.append(Step("H", h_adj, "H_PY + addon", (), "usd_pbpm"))
-
-    r_imputed = c.regional_rate is None
-    r = h_py if c.regional_rate is None else float(c.regional_rate)
     steps.append(
         Step(
             "R",
@@ -485,11 +703,9 @@ def cell_benchmark(
             "usd_pbpm",
         )
     )
-
     floor = params.float("benchmark.adj_floor", py)
     if efficient:
         rea_share = params.float("benchmark.rea_share", py)
-        rea = max(floor, rea_share * (r - h_py))
         steps.append(
             Step(
                 "REA",
@@ -501,13 +717,8 @@ def cell_benchmark(
             )
         )
     else:
-        rea = 0.0
         steps.append(Step("REA", rea, "0 (inefficient ACO: own history only)", (), "usd_pbpm"))
-
     psa_share = params.float("benchmark.psa_share", py)
-    prior = [max(0.0, float(v)) for v in c.prior_savings]
-    psa_mean = sum(prior) / len(prior) if prior else 0.0
-    psa = psa_share * psa_mean * uf
     steps.append(
         Step(
             "PSA",
@@ -517,13 +728,7 @@ def cell_benchmark(
             "usd_pbpm",
         )
     )
-
-    adj_uncapped = max(rea, psa)
     cap_share = params.float("benchmark.adj_cap", py)
-    if not math.isfinite(float(c.uspcc)) or c.uspcc < 0:
-        raise InputError(f"{cell}: USPCC must be a non-negative number", field="uspcc")
-    adj_cap = cap_share * float(c.uspcc)
-    adj = max(floor, min(adj_uncapped, adj_cap))
     steps += [
         Step("ADJ_uncapped", adj_uncapped, "max(REA, PSA)", (), "usd_pbpm"),
         Step(
@@ -541,8 +746,6 @@ def cell_benchmark(
             "usd_pbpm",
         ),
     ]
-
-    rho = ratebook_weight(params, py)
     steps.append(
         Step(
             "rho",
@@ -552,23 +755,12 @@ def cell_benchmark(
             "share",
         )
     )
-    std_blend = (1.0 - rho) * (h_adj + adj) + rho * r
     steps.append(Step("STD_blend", std_blend, "(1 − ρ) × (H + ADJ) + ρ × R", (), "usd_pbpm"))
-
-    std = std_blend
     clamp = ""
     if c.alignment == "voluntary":
-        ref = params.get("benchmark.voluntary_cap_ref", py)
-        if ref != "claims_cell":
-            raise ParameterError(f"benchmark.voluntary_cap_ref: unsupported reference {ref!r}")
-        if c.claims_std is None:
-            raise InputError(
-                f"{cell}: a voluntary cell needs the standardised rate of the {c.category} claims cell",
-                field="claims_std",
-            )
+        assert c.claims_std is not None
         vcap = params.float("benchmark.voluntary_cap", py)
         lo, hi = (1.0 - vcap) * float(c.claims_std), (1.0 + vcap) * float(c.claims_std)
-        std = min(max(std_blend, lo), hi)
         clamp = "floor" if std_blend < lo else "ceiling" if std_blend > hi else ""
         steps.append(
             Step(
@@ -582,16 +774,6 @@ def cell_benchmark(
         )
     else:
         steps.append(Step("STD", std, "STD_blend (claims cell: no clamp)", (), "usd_pbpm"))
-
-    risk = c.rs_pay if isinstance(c.rs_pay, RiskStep) else None
-    if risk is not None:
-        if not isinstance(risk.rs_pay, float):
-            raise InputError(f"{cell}: rs_pay must be one cell's score, not an array", field="rs_pay")
-        rs_pay = risk.rs_pay
-    else:
-        rs_pay = float(c.rs_pay)  # type: ignore[arg-type]
-    if not math.isfinite(rs_pay) or rs_pay <= 0:
-        raise InputError(f"{cell}: payment risk score must be positive", field="rs_pay")
     steps.append(
         Step(
             "RS_pay",
@@ -601,7 +783,6 @@ def cell_benchmark(
             "score",
         )
     )
-    b0 = std * rs_pay
     steps.append(Step("B0", b0, "STD × RS_pay", (), "usd_pbpm"))
 
     return CellBenchmark(

@@ -129,7 +129,8 @@ def ingest(
     input_dir: Annotated[Path, typer.Argument(help="Folder of contract tables (Parquet/CSV) or CCLF files.")],
     workspace: WorkspaceOpt = Path("openlead-out"),
     skip_bad_lines: Annotated[
-        bool, typer.Option("--skip-bad-lines", help="Write malformed CCLF lines to rejects/ instead of failing.")
+        bool,
+        typer.Option("--skip-bad-lines", help="Write malformed CCLF lines to rejects/ instead of failing."),
     ] = False,
 ) -> None:
     """Validate input files and load them into the workspace's store (atomic, idempotent)."""

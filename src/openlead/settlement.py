@@ -293,101 +293,48 @@ def discount_rate(params: Parameters, py: int, option: str, efficient: bool) -> 
     return params.float(name, py), name
 
 
-def settle(inputs: SettlementInputs, params: Parameters, py: int, option: Option) -> Settlement:
-    """The SPEC §8.3 line items 1-10 for ``option`` in ``py``, keeping every intermediate."""
+@dataclass(frozen=True)
+class SettlementRule:
+    """The parameters of one option and PY, resolved once for :func:`settle_lines` (scalars or arrays)."""
+
+    py: int
+    option: str
+    efficient: bool
+    d: float
+    d_names: tuple[str, ...]
+    d_def: str
+    w_rate: float
+    w_base: str
+    table: tuple[tuple[float, float], ...]
+    k_names: tuple[str, ...]
+    max_share: float
+    msr: float
+    true_up: str
+    allow_professional_cara: bool
+    q_rate: float
+    seq_losses: bool
+    stoploss_elected: bool
+
+
+def settlement_rule(
+    params: Parameters, py: int, option: str, efficient: bool = True, discount_override: float | None = None
+) -> SettlementRule:
+    """Read (and check) every parameter settlement uses for ``option`` in ``py``."""
     _check_option(option)
-    lines: list[Line] = []
-    used: list[str] = []
-
-    def add(
-        number: str,
-        key: str,
-        name: str,
-        definition: str,
-        value: float,
-        unit: Literal["usd", "share"] = "usd",
-        names: Sequence[str] = (),
-    ) -> float:
-        lines.append(Line(number, key, name, definition, float(value), unit, tuple(names)))
-        used.extend(n for n in names if n not in used)
-        return float(value)
-
-    # inputs
-    b0 = inputs.b0()
-    if not (math.isfinite(b0) and b0 > 0):
-        raise InputError(f"settlement inputs: benchmark B0 must be positive, got {b0}", field="b0_total")
-    e_gross = float(inputs.expenditure)
-    if not (math.isfinite(e_gross) and e_gross >= 0):
-        raise InputError(
-            f"settlement inputs: expenditure E must be non-negative, got {e_gross}", field="expenditure"
-        )
-    tqs = float(inputs.tqs)
-    if not 0.0 <= tqs <= 1.0:
-        raise RuleError(f"settlement inputs: earn-back share (TQS) must lie in [0, 1], got {tqs} (SPEC §7)")
-    elected = bool(params.get("stoploss.elected", py))
-    if not elected and (inputs.stoploss_payouts or inputs.stoploss_charge_rate):
-        raise RuleError(
-            "settlement inputs: stop-loss payouts or charge given but stop-loss is not elected "
-            "(stoploss.elected)"
-        )
-    if inputs.stoploss_payouts < 0 or not 0 <= inputs.stoploss_charge_rate < 1:
-        raise InputError("settlement inputs: stop-loss payouts must be >= 0 and the charge rate in [0, 1)")
-    sl = ("stoploss.elected",)
-
-    # 1 benchmark
-    add("1", "B0", "Benchmark B0", "Σ_c B0[c] x PY months", b0)
-    slc = add(
-        "1",
-        "SLC",
-        "Stop-loss charge",
-        "expected stop-loss payout rate x B0 (0 unless stop-loss is elected)",
-        inputs.stoploss_charge_rate * b0,
-        names=sl,
-    )
-    b0n = b0 - slc
-
-    # 2 discount
-    if inputs.discount_override is not None:
-        d = float(inputs.discount_override)
+    if discount_override is not None:
+        d = float(discount_override)
         if not 0 <= d < 1:
             raise RuleError(f"settlement inputs: discount override {d} is outside [0, 1)")
         d_names: tuple[str, ...] = ()
         d_def = "discount d (explicit override)"
     else:
-        d, d_name = discount_rate(params, py, option, inputs.efficient)
+        d, d_name = discount_rate(params, py, option, efficient)
         d_names = (d_name,)
         d_def = f"discount d = {d_name}"
-    add("2", "d", "Discount rate", d_def, d, "share", d_names)
-    disc = add("2", "D", "Discount", "D = (B0 - stop-loss charge) x d", b0n * d, names=d_names)
-    b1 = add("2", "B1", "Discounted benchmark B1", "B1 = B0 - stop-loss charge - D", b0n - disc)
-
-    # 3 withhold
-    w_names = ("quality.withhold", "quality.withhold_base")
     w_rate = params.float("quality.withhold", py)
     w_base = str(params.get("quality.withhold_base", py))
-    if w_base == "post_discount":
-        w_src, w_def = b1, "W = withhold x B1"
-    elif w_base == "pre_discount":
-        w_src, w_def = b0n, "W = withhold x (B0 - stop-loss charge)"
-    else:
+    if w_base not in ("post_discount", "pre_discount"):
         raise RuleError(f"quality.withhold_base: expected post_discount or pre_discount, got {w_base!r}")
-    add("3", "w", "Withhold rate", "quality.withhold", w_rate, "share", w_names[:1])
-    w = add("3", "W", "Quality withhold W", w_def, w_rate * w_src, names=w_names)
-    bw = add("3", "Bw", "Benchmark after withhold Bw", "Bw = B1 - W", b1 - w)
-
-    # 4 expenditure
-    add("4", "E_gross", "PY expenditure before stop-loss", "truncated A+B at FFS-equivalent value", e_gross)
-    slp = add(
-        "4",
-        "SLP",
-        "Stop-loss payouts",
-        "CMS stop-loss repayments (0 unless elected)",
-        inputs.stoploss_payouts,
-        names=sl,
-    )
-    e = add("4", "E", "PY expenditure E", "E = E gross - stop-loss payouts", e_gross - slp)
-
-    # 5-6 gross savings and corridors
     table, t_name = corridor_table(params, py, option)
     k_names = (
         *(("settlement.corridor_table_global",) if option == "global" else ()),
@@ -395,74 +342,199 @@ def settle(inputs: SettlementInputs, params: Parameters, py: int, option: Option
         "settlement.max_share",
         "settlement.msr",
     )
-    max_share = params.float("settlement.max_share", py, option)
-    msr = params.float("settlement.msr", py)
-    gsw = add("5", "GSw", "Gross savings GSw", "GSw = Bw - E", bw - e)
-    add("5", "GSw_rate", "Gross savings rate", "GSw / Bw", gsw / bw, "share")
-    sw = add(
-        "6",
-        "Sw",
-        "Shared savings/losses Sw",
-        "Sw = K(GSw, Bw), corridors of the option",
-        corridor_share(gsw, bw, table, max_share=max_share, msr=msr),
-        names=k_names,
-    )
-    add("6", "Sw_rate", "Sw as share of Bw", "Sw / Bw", sw / bw, "share")
-
-    # 7 quality earn-back
-    add("7", "TQS", "Earn-back share (TQS)", "TQS from quality (0 when PQP gates earn-back)", tqs, "share")
-    bq = add("7", "Bq", "Benchmark with earned withhold Bq", "Bq = Bw + W x TQS", bw + w * tqs)
-    gsq = add("7", "GSq", "Gross savings after quality GSq", "GSq = Bq - E", bq - e)
-    add("7", "GSq_rate", "Gross savings rate after quality", "GSq / Bq", gsq / bq, "share")
-    sq = add(
-        "7",
-        "Sq",
-        "Shared savings/losses Sq",
-        "Sq = K(GSq, Bq), corridors of the option",
-        corridor_share(gsq, bq, table, max_share=max_share, msr=msr),
-        names=k_names,
-    )
-    add("7", "Sq_rate", "Sq as share of Bq", "Sq / Bq", sq / bq, "share")
-    add("7", "QE", "Quality earn-back QE", "QE = Sq - Sw", sq - sw)
-
-    # 8 capitation true-up
     true_up = str(params.get("capitation.true_up", py))
     if true_up not in ("full", "none"):
         raise RuleError(f"capitation.true_up: expected full or none, got {true_up!r}")
-    if (
-        option == "professional"
-        and inputs.cara_transfer
-        and not bool(params.get("cara.allow_professional", py))
-    ):
-        raise RuleError("CARA is Global only (cara.allow_professional is false); got a CARA transfer")
-    fr = add("8", "FR", "Fee reductions", "Σ FFS-equivalent fee reductions", inputs.fee_reductions)
-    cp = add("8", "CP", "Capitation paid", "Σ capitation paid (incl. ePCC)", inputs.capitation_paid)
-    cara = add(
-        "8", "CARA", "CARA transfer", "CARA transfer to the ACO (+) or from it (-)", inputs.cara_transfer
+    return SettlementRule(
+        py=py,
+        option=option,
+        efficient=efficient,
+        d=d,
+        d_names=d_names,
+        d_def=d_def,
+        w_rate=w_rate,
+        w_base=w_base,
+        table=normalize_bands(table),
+        k_names=k_names,
+        max_share=params.float("settlement.max_share", py, option),
+        msr=params.float("settlement.msr", py),
+        true_up=true_up,
+        allow_professional_cara=bool(params.get("cara.allow_professional", py)),
+        q_rate=params.float("settlement.sequestration", py),
+        seq_losses=bool(params.get("settlement.sequester_losses", py)),
+        stoploss_elected=bool(params.get("stoploss.elected", py)),
     )
-    tu_names: tuple[str, ...] = ("capitation.true_up",)
-    if true_up == "full":
-        tu = add("8", "TU", "Capitation true-up TU", "TU = FR - CP + CARA", fr - cp + cara, names=tu_names)
-    else:
-        tu = add(
-            "8", "TU", "Capitation true-up TU", "TU = CARA (capitation.true_up = none)", cara, names=tu_names
+
+
+Amount = float | FloatArray
+
+
+def _all(cond: Any) -> bool:
+    return bool(np.all(cond))
+
+
+def settle_lines(
+    rule: SettlementRule,
+    b0: Amount,
+    expenditure: Amount,
+    tqs: Amount,
+    *,
+    stoploss_payouts: Amount = 0.0,
+    stoploss_charge_rate: float = 0.0,
+    fee_reductions: Amount = 0.0,
+    capitation_paid: Amount = 0.0,
+    cara_transfer: Amount = 0.0,
+) -> dict[str, Any]:
+    """The SPEC §8.3 line values ``{key: value}``, the one implementation of the settlement arithmetic.
+
+    Every amount may be a float or a numpy array (e.g. one entry per Monte Carlo path); arrays broadcast and
+    the values come back as arrays (shares ``d``, ``w``, ``Q_rate`` stay floats). :func:`settle` calls this
+    with floats and wraps the values in named :class:`Line` records.
+    """
+    b0_a = np.asarray(b0, dtype=np.float64)
+    if not _all(np.isfinite(b0_a) & (b0_a > 0)):
+        raise InputError(f"settlement inputs: benchmark B0 must be positive, got {b0}", field="b0_total")
+    e_a = np.asarray(expenditure, dtype=np.float64)
+    if not _all(np.isfinite(e_a) & (e_a >= 0)):
+        raise InputError(
+            f"settlement inputs: expenditure E must be non-negative, got {expenditure}", field="expenditure"
         )
+    tqs_a = np.asarray(tqs, dtype=np.float64)
+    if not _all((tqs_a >= 0.0) & (tqs_a <= 1.0)):
+        raise RuleError(f"settlement inputs: earn-back share (TQS) must lie in [0, 1], got {tqs} (SPEC §7)")
+    slp_a = np.asarray(stoploss_payouts, dtype=np.float64)
+    if not rule.stoploss_elected and (bool(np.any(slp_a != 0)) or stoploss_charge_rate):
+        raise RuleError(
+            "settlement inputs: stop-loss payouts or charge given but stop-loss is not elected "
+            "(stoploss.elected)"
+        )
+    if np.any(slp_a < 0) or not 0 <= stoploss_charge_rate < 1:
+        raise InputError("settlement inputs: stop-loss payouts must be >= 0 and the charge rate in [0, 1)")
+    cara_a = np.asarray(cara_transfer, dtype=np.float64)
+    if rule.option == "professional" and np.any(cara_a != 0) and not rule.allow_professional_cara:
+        raise RuleError("CARA is Global only (cara.allow_professional is false); got a CARA transfer")
 
-    # 9 sequestration
-    q_names = ("settlement.sequestration", "settlement.sequester_losses")
-    q_rate = params.float("settlement.sequestration", py)
-    seq_losses = bool(params.get("settlement.sequester_losses", py))
-    add("9", "Q_rate", "Sequestration rate", "settlement.sequestration", q_rate, "share", q_names[:1])
-    if seq_losses:
-        q = add("9", "Q", "Sequestration Q", "Q = rate x Sq", q_rate * sq, names=q_names)
-    else:
-        q = add("9", "Q", "Sequestration Q", "Q = rate x max(0, Sq)", q_rate * max(0.0, sq), names=q_names)
-
-    # 10 final
-    add(
-        "10", "final", "Final settlement", "Final = Sq + TU - Q; positive means CMS pays the ACO", sq + tu - q
+    v: dict[str, Any] = {}
+    v["B0"] = b0_a
+    v["SLC"] = stoploss_charge_rate * b0_a
+    b0n = b0_a - v["SLC"]
+    v["d"] = rule.d
+    v["D"] = b0n * rule.d
+    v["B1"] = b0n - v["D"]
+    w_src = v["B1"] if rule.w_base == "post_discount" else b0n
+    v["w"] = rule.w_rate
+    v["W"] = rule.w_rate * w_src
+    v["Bw"] = v["B1"] - v["W"]
+    v["E_gross"] = e_a
+    v["SLP"] = slp_a
+    v["E"] = e_a - slp_a
+    v["GSw"] = v["Bw"] - v["E"]
+    v["GSw_rate"] = v["GSw"] / v["Bw"]
+    v["Sw"] = corridor_share(v["GSw"], v["Bw"], rule.table, max_share=rule.max_share, msr=rule.msr)
+    v["Sw_rate"] = v["Sw"] / v["Bw"]
+    v["TQS"] = tqs_a
+    v["Bq"] = v["Bw"] + v["W"] * tqs_a
+    v["GSq"] = v["Bq"] - v["E"]
+    v["GSq_rate"] = v["GSq"] / v["Bq"]
+    v["Sq"] = corridor_share(v["GSq"], v["Bq"], rule.table, max_share=rule.max_share, msr=rule.msr)
+    v["Sq_rate"] = v["Sq"] / v["Bq"]
+    v["QE"] = v["Sq"] - v["Sw"]
+    v["FR"] = np.asarray(fee_reductions, dtype=np.float64)
+    v["CP"] = np.asarray(capitation_paid, dtype=np.float64)
+    v["CARA"] = cara_a
+    v["TU"] = v["FR"] - v["CP"] + cara_a if rule.true_up == "full" else cara_a
+    v["Q_rate"] = rule.q_rate
+    v["Q"] = rule.q_rate * v["Sq"] if rule.seq_losses else rule.q_rate * np.maximum(0.0, v["Sq"])
+    v["final"] = v["Sq"] + v["TU"] - v["Q"]
+    scalar = all(
+        np.ndim(x) == 0
+        for x in (b0, expenditure, tqs, stoploss_payouts, fee_reductions, capitation_paid, cara_transfer)
     )
-    s = Settlement(py=py, option=option, lines=tuple(lines), params_used=tuple(used))
+    if scalar:
+        return {k: float(x) for k, x in v.items()}
+    shape = np.broadcast_shapes(*(np.shape(x) for x in v.values()))
+    return {
+        k: (x if k in ("d", "w", "Q_rate") else np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
+        for k, x in v.items()
+    }
+
+
+def settle(inputs: SettlementInputs, params: Parameters, py: int, option: Option) -> Settlement:
+    """The SPEC §8.3 line items 1-10 for ``option`` in ``py``, keeping every intermediate.
+
+    The arithmetic is :func:`settle_lines` (shared with the vectorised projection); this wraps the values in
+    named lines with their definitions and parameters.
+    """
+    _check_option(option)
+    b0 = inputs.b0()
+    rule = settlement_rule(params, py, option, inputs.efficient, inputs.discount_override)
+    v = settle_lines(
+        rule,
+        b0,
+        float(inputs.expenditure),
+        float(inputs.tqs),
+        stoploss_payouts=float(inputs.stoploss_payouts),
+        stoploss_charge_rate=float(inputs.stoploss_charge_rate),
+        fee_reductions=float(inputs.fee_reductions),
+        capitation_paid=float(inputs.capitation_paid),
+        cara_transfer=float(inputs.cara_transfer),
+    )
+    sl = ("stoploss.elected",)
+    w_names = ("quality.withhold", "quality.withhold_base")
+    w_def = (
+        "W = withhold x B1" if rule.w_base == "post_discount" else "W = withhold x (B0 - stop-loss charge)"
+    )
+    tu_def = "TU = FR - CP + CARA" if rule.true_up == "full" else "TU = CARA (capitation.true_up = none)"
+    q_names = ("settlement.sequestration", "settlement.sequester_losses")
+    q_def = "Q = rate x Sq" if rule.seq_losses else "Q = rate x max(0, Sq)"
+    k = rule.k_names
+    usd: Literal["usd"] = "usd"
+    share: Literal["share"] = "share"
+    spec: list[tuple[str, str, str, str, Literal["usd", "share"], tuple[str, ...]]] = [
+        ("1", "B0", "Benchmark B0", "Σ_c B0[c] x PY months", usd, ()),
+        (
+            "1",
+            "SLC",
+            "Stop-loss charge",
+            "expected stop-loss payout rate x B0 (0 unless stop-loss is elected)",
+            usd,
+            sl,
+        ),
+        ("2", "d", "Discount rate", rule.d_def, share, rule.d_names),
+        ("2", "D", "Discount", "D = (B0 - stop-loss charge) x d", usd, rule.d_names),
+        ("2", "B1", "Discounted benchmark B1", "B1 = B0 - stop-loss charge - D", usd, ()),
+        ("3", "w", "Withhold rate", "quality.withhold", share, w_names[:1]),
+        ("3", "W", "Quality withhold W", w_def, usd, w_names),
+        ("3", "Bw", "Benchmark after withhold Bw", "Bw = B1 - W", usd, ()),
+        ("4", "E_gross", "PY expenditure before stop-loss", "truncated A+B at FFS-equivalent value", usd, ()),
+        ("4", "SLP", "Stop-loss payouts", "CMS stop-loss repayments (0 unless elected)", usd, sl),
+        ("4", "E", "PY expenditure E", "E = E gross - stop-loss payouts", usd, ()),
+        ("5", "GSw", "Gross savings GSw", "GSw = Bw - E", usd, ()),
+        ("5", "GSw_rate", "Gross savings rate", "GSw / Bw", share, ()),
+        ("6", "Sw", "Shared savings/losses Sw", "Sw = K(GSw, Bw), corridors of the option", usd, k),
+        ("6", "Sw_rate", "Sw as share of Bw", "Sw / Bw", share, ()),
+        ("7", "TQS", "Earn-back share (TQS)", "TQS from quality (0 when PQP gates earn-back)", share, ()),
+        ("7", "Bq", "Benchmark with earned withhold Bq", "Bq = Bw + W x TQS", usd, ()),
+        ("7", "GSq", "Gross savings after quality GSq", "GSq = Bq - E", usd, ()),
+        ("7", "GSq_rate", "Gross savings rate after quality", "GSq / Bq", share, ()),
+        ("7", "Sq", "Shared savings/losses Sq", "Sq = K(GSq, Bq), corridors of the option", usd, k),
+        ("7", "Sq_rate", "Sq as share of Bq", "Sq / Bq", share, ()),
+        ("7", "QE", "Quality earn-back QE", "QE = Sq - Sw", usd, ()),
+        ("8", "FR", "Fee reductions", "Σ FFS-equivalent fee reductions", usd, ()),
+        ("8", "CP", "Capitation paid", "Σ capitation paid (incl. ePCC)", usd, ()),
+        ("8", "CARA", "CARA transfer", "CARA transfer to the ACO (+) or from it (-)", usd, ()),
+        ("8", "TU", "Capitation true-up TU", tu_def, usd, ("capitation.true_up",)),
+        ("9", "Q_rate", "Sequestration rate", "settlement.sequestration", share, q_names[:1]),
+        ("9", "Q", "Sequestration Q", q_def, usd, q_names),
+        ("10", "final", "Final settlement", "Final = Sq + TU - Q; positive means CMS pays the ACO", usd, ()),
+    ]
+    lines = tuple(
+        Line(n, key, name, dfn, float(v[key]), unit, names) for n, key, name, dfn, unit, names in spec
+    )
+    used: list[str] = []
+    for ln in lines:
+        used.extend(n for n in ln.params if n not in used)
+    s = Settlement(py=py, option=option, lines=lines, params_used=tuple(used))
     s.check()
     return s
 

@@ -62,7 +62,9 @@ def read_table_file(con: Any, path: Path) -> ir.Table:
     """A Parquet or CSV file as an ibis table with a 1-based ``_row`` column in file order."""
     p = _sql_str(path)
     if path.suffix == ".parquet":
-        sql = f"SELECT *, file_row_number + 1 AS {schemas.ROW} FROM read_parquet('{p}', file_row_number = true)"
+        sql = (
+            f"SELECT *, file_row_number + 1 AS {schemas.ROW} FROM read_parquet('{p}', file_row_number = true)"
+        )
         t = con.sql(sql)
         return t.drop("file_row_number") if "file_row_number" in t.columns else t
     if path.suffix == ".csv":
@@ -96,7 +98,9 @@ def discover(input_dir: Path) -> tuple[dict[str, Path], list[Path]]:
                 f"unknown table {name!r}; expected one of {sorted(schemas.SCHEMAS)}", file=path.name
             )
         if name in tables:
-            raise InputError(f"table {name!r} given twice ({tables[name].name} and {path.name})", file=path.name)
+            raise InputError(
+                f"table {name!r} given twice ({tables[name].name} and {path.name})", file=path.name
+            )
         tables[name] = path
     return tables, cclf
 
@@ -183,7 +187,9 @@ def ingest(
         bene = con.table("beneficiary")
         orphans = int(claim.anti_join(bene, "bene_id").count().execute())
         if orphans:
-            report.warnings.append(f"{orphans} final-action claims belong to beneficiaries not in beneficiary")
+            report.warnings.append(
+                f"{orphans} final-action claims belong to beneficiaries not in beneficiary"
+            )
         for name in con.list_tables():
             report.tables[name] = int(con.table(name).count().execute())
         report.final_claims = report.tables.get("claim", 0)

@@ -157,8 +157,12 @@ SCHEMAS: dict[str, Schema] = {
                 Column("end", "date", nullable=True),
                 Column("capitation_election", "string", allowed=("PCC", "TCC", "none")),
                 Column("other_aco_initiative", "boolean", description="TIN also in MSSP/another ACO"),
+                Column(
+                    "ccn", "string", nullable=True, description="CCN of an FQHC/RHC billing under the TIN"
+                ),
             ),
             key=("tin", "start"),
+            optional_columns=("ccn",),
         ),
         Schema(
             "preferred_provider",
@@ -292,7 +296,9 @@ def _bad_mask(t: ir.Table, c: Column) -> list[tuple[str, ir.BooleanValue]]:
     if c.allowed is not None:
         checks.append((f"value not in {list(c.allowed)}", col.notnull() & ~col.isin(list(c.allowed))))
     if c.pattern is not None:
-        checks.append((f"does not match pattern {c.pattern}", col.notnull() & ~col.re_search(f"^{c.pattern}$")))
+        checks.append(
+            (f"does not match pattern {c.pattern}", col.notnull() & ~col.re_search(f"^{c.pattern}$"))
+        )
     if c.min is not None:
         checks.append((f"below minimum {c.min}", col.notnull() & (col < c.min)))
     if c.max is not None:
@@ -307,9 +313,14 @@ def conform(t: ir.Table, schema: Schema, file: str) -> ir.Table:
 
     A value that cannot be cast (e.g. 'abc' in a date column) is reported with its row and field.
     """
-    missing = [c.name for c in schema.columns if c.name not in t.columns]
+    missing = [
+        c.name for c in schema.columns if c.name not in t.columns and c.name not in schema.optional_columns
+    ]
     if missing:
         raise InputError(f"missing column(s) {missing} for table {schema.name}", file=file)
+    absent = {c.name: ibis.null(c.dtype) for c in schema.columns if c.name not in t.columns}
+    if absent:
+        t = t.mutate(**absent)
     casts: dict[str, ir.Value] = {}
     for c in schema.columns:
         col = t[c.name]
@@ -362,7 +373,9 @@ def validate(t: ir.Table, schema: Schema, file: str) -> None:
         if n is not None and int(n) > 0:
             _raise_first(t.mutate(_bad=mask), "_bad", msg, file, name)
     if schema.key:
-        dup = t.group_by(list(schema.key)).aggregate(_n=ibis._.count(), _first=t[ROW].max() if ROW in t.columns else ibis.literal(None))
+        dup = t.group_by(list(schema.key)).aggregate(
+            _n=ibis._.count(), _first=t[ROW].max() if ROW in t.columns else ibis.literal(None)
+        )
         dup = dup.filter(dup._n > 1)
         n = int(dup.count().execute())
         if n:

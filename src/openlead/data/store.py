@@ -72,7 +72,9 @@ def spark_session() -> Any:
 class Store:
     """Contract and stage tables of one workspace, on one engine."""
 
-    def __init__(self, workspace: str | Path, engine: str = "duckdb", *, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, workspace: str | Path, engine: str = "duckdb", *, memory_limit: str | None = None
+    ) -> None:
         if engine not in ENGINES:
             raise InputError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
         self.workspace = Path(workspace)
@@ -80,7 +82,8 @@ class Store:
         db = self.workspace / STORE_FILE
         if not db.exists():
             raise InputError(
-                f"no store in workspace {self.workspace}: run `openlead ingest DIR --workspace {self.workspace}`"
+                f"no store in workspace {self.workspace}: "
+                f"run `openlead ingest DIR --workspace {self.workspace}`"
             )
         self._duck = duckdb_connect(db, memory_limit=memory_limit)
         if engine == "duckdb":
@@ -135,7 +138,5 @@ class Store:
                     shutil.rmtree(path)
                 elif path.exists():
                     path.unlink()
-                self._duck.raw_sql(
-                    f"COPY (SELECT * FROM \"{name}\") TO '{path.as_posix()}' (FORMAT parquet)"
-                )
+                self._duck.raw_sql(f"COPY (SELECT * FROM \"{name}\") TO '{path.as_posix()}' (FORMAT parquet)")
             self.con.read_parquet(path.as_posix(), table_name=name)

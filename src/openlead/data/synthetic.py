@@ -358,9 +358,14 @@ def _float_arr(x: np.ndarray) -> pa.Array:
     return pa.array(np.where(null, 0.0, x), type=pa.float64(), mask=null if null.any() else None)
 
 
-def _ids(prefix: str, block: int, seq: np.ndarray, width: int = 8) -> pa.Array:
+def _ids(prefix: str, block: int, seq: np.ndarray, width: int = 8, block_width: int = 6) -> pa.Array:
     s = pc.utf8_lpad(pa.array(np.asarray(seq, dtype=np.int64)).cast(pa.string()), width, "0")
-    return pc.binary_join_element_wise(f"{prefix}{block:06d}", s, "")
+    return pc.binary_join_element_wise(f"{prefix}{block:0{block_width}d}", s, "")
+
+
+def _claim_ids(block: int, seq: np.ndarray) -> pa.Array:
+    """13-digit numeric claim ids, as CCLF's CUR_CLM_UNIQ_ID: 1 + block (5) + sequence (7)."""
+    return _ids("1", block, seq, 7, 5)
 
 
 def _choice(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
@@ -799,7 +804,7 @@ def _simulate_block(
     acc.n_aco_plural += int(ctx.aco_plural.sum())
     acc.aco_benes.append(start + np.flatnonzero(ctx.aco_plural & alive[:, -1])[:5])
     # --- build Arrow tables -----------------------------------------------------------------------------
-    bene_ids = _ids("1S", block, np.arange(nb), 4)  # 11 characters: 1S + block(6) + seq(3..)
+    bene_ids = _ids("1S", block, np.arange(nb), 4, 5)  # 11 characters like an MBI: 1S + block(5) + seq(4)
     return {
         "beneficiary": _t_beneficiary(bene_ids, dob, female, orec, death_day),
         "bene_month": _t_bene_month(
@@ -1556,6 +1561,40 @@ def _t_bene_month(
     )
 
 
+def _as_cclf_carries(
+    h: dict[str, np.ndarray], ln: dict[str, np.ndarray], dx_row: np.ndarray, dx_code: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Keep only what a CCLF delivery can carry, so the Parquet and CCLF paths give the same store:
+    amounts in cents; no billing TIN on institutional (CCLF1) or DME (CCLF6) claims; DME lines carry no
+    rendering TIN or specialty and DME claims no diagnoses; institutional lines have allowed = paid;
+    Part B headers are the sum of their lines (CCLF5/6 are line files)."""
+    h, ln = dict(h), dict(ln)
+    carrier = CLAIM_TYPE_CODES.index("carrier")
+    dme = CLAIM_TYPE_CODES.index("dme")
+    ctype_by_src = np.full(int(h["src"].max()) + 1 if len(h["src"]) else 1, -1, np.int64)
+    ctype_by_src[h["src"]] = h["ctype"]
+    lt = ctype_by_src[ln["row"]]
+    for k in ("paid", "ime", "dsh", "ucc"):
+        h[k] = np.round(h[k], 2)
+    for k in ("allowed", "paid", "fee_reduction"):
+        ln[k] = np.round(ln[k], 2)
+    part_a_line = lt < carrier
+    ln["allowed"] = np.where(part_a_line, ln["paid"], ln["allowed"])
+    ln["rtin"] = np.where(lt == dme, -1, ln["rtin"])
+    ln["spec"] = np.where(lt == dme, -1, ln["spec"])
+    h["tin"] = np.where(h["ctype"] == carrier, h["tin"], -1)
+    # Part B header paid = sum of its lines
+    part_b = h["ctype"] >= carrier
+    sums = np.zeros(len(ctype_by_src))
+    np.add.at(sums, ln["row"], ln["paid"])
+    has_lines = np.zeros(len(ctype_by_src), bool)
+    has_lines[ln["row"]] = True
+    use = part_b & has_lines[h["src"]]
+    h["paid"] = np.where(use, np.round(sums[h["src"]], 2), h["paid"])
+    keep_dx = ctype_by_src[dx_row] != dme
+    return h, ln, dx_row[keep_dx], dx_code[keep_dx]
+
+
 def _t_claims(
     region: _Region,
     block: int,
@@ -1567,7 +1606,8 @@ def _t_claims(
     dxv: _Vocab,
 ) -> dict[str, pa.Table]:
     tins, npis, ccns = region.tin_vocab.arrow(), region.npi_vocab.arrow(), region.ccn_vocab.arrow()
-    claim_id = _ids("C", block, h["src"], 8)
+    h, ln, dx_row, dx_code = _as_cclf_carries(h, ln, dx_row, dx_code)
+    claim_id = _claim_ids(block, h["src"])
     ctrl = _ids("K", block, h["ctrl"], 8)  # shared by all versions of a claim
     claim = pa.Table.from_arrays(
         [
@@ -1595,7 +1635,7 @@ def _t_claims(
     # lines and dx reference claim rows via the (unique) src sequence
     line = pa.Table.from_arrays(
         [
-            _ids("C", block, ln["row"], 8),
+            _claim_ids(block, ln["row"]),
             pa.array(ln["num"].astype(np.int64)),
             _date_arr(ln["from"]),
             _date_arr(ln["thru"]),
@@ -1615,7 +1655,7 @@ def _t_claims(
     )
     dx = pa.Table.from_arrays(
         [
-            _ids("C", block, dx_row, 8),
+            _claim_ids(block, dx_row),
             pa.array(_run_position(dx_row) + 1, type=pa.int64()),
             _take(dxv.arrow(), dx_code),
         ],
@@ -1687,6 +1727,8 @@ def _static_tables(region: _Region, cal: _Calendar, acc: _Accumulator, seed: int
             "end": [None] * na,
             "capitation_election": list(region.tin_election),
             "other_aco_initiative": [False] * na,
+            # FQHC/RHC participants are known to CCLF (Part A) by their CCN
+            "ccn": [region.ccn_vocab.values[c] if c >= 0 else None for c in region.clinic_ccn[:na].tolist()],
         },
     )
     # preferred providers: specialists of non-ACO specialist TINs

@@ -333,9 +333,7 @@ def default_data_dir() -> Path:
     return Path(str(resources.files("openlead.parameters") / "data"))
 
 
-def load_parameters(
-    overlays: Iterable[str | Path] = (), data_dir: str | Path | None = None
-) -> Parameters:
+def load_parameters(overlays: Iterable[str | Path] = (), data_dir: str | Path | None = None) -> Parameters:
     """Load and validate the parameter tree, then apply overlay files in order."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     files = sorted(root.glob("*.yaml"))

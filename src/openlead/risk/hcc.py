@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis import _
 
+from openlead.errors import ParameterError
 from openlead.risk import tables as T
 from openlead.risk.tables import V28, HccTables
 
@@ -63,7 +64,8 @@ class HccResult(NamedTuple):
 # ----------------------------------------------------------------------------------------------------
 
 
-def _norm_demographics(demographics: ir.Table, st: T.ModelStructure) -> ir.Table:
+def _norm_demographics(demographics: ir.Table, st: T.ModelStructure, keep: tuple[str, ...] = ()) -> ir.Table:
+    """Normalised scoring demographics; ``keep`` names extra input columns carried through unchanged."""
     d = demographics
     cols = set(d.columns)
     sex_raw = d.sex.cast("string").strip().upper()
@@ -78,6 +80,7 @@ def _norm_demographics(demographics: ir.Table, st: T.ModelStructure) -> ir.Table
     ne = d.new_enrollee.cast("boolean").fill_null(False)
     age = d.age.cast("int64")
     return d.select(
+        *keep,
         bene_id=d.bene_id,
         age=age,
         sex_code=sex_code,
@@ -185,6 +188,20 @@ def _hcc_set(mapped: ir.Table, tb: HccTables) -> ir.Table:
 # ----------------------------------------------------------------------------------------------------
 
 
+def _interaction_terms(hccs: ir.Table, pseudo: ir.Table, tb: HccTables) -> ir.Table:
+    """(bene_id, term) of every interaction whose groups are all present.
+
+    hccs: (bene_id, cc) after hierarchies; pseudo: (bene_id, grp) demographic pseudo-groups (DISABLED,
+    NONAGED); ``tb.interactions`` lists each term's required groups (two or more).
+    """
+    g = tb.groups
+    bg = hccs.join(g, "cc").select("bene_id", "grp").union(pseudo.select("bene_id", "grp")).distinct()
+    inter = tb.interactions
+    j = bg.join(inter, "grp")
+    c = j.group_by(["bene_id", "term"]).aggregate(k=j.grp.nunique(), n=j.n_groups.max())
+    return c.filter(c.k == c.n).select("bene_id", "term")
+
+
 def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
     """(bene_id, term, component): every model variable equal to 1 for the beneficiary."""
     st = tb.structure
@@ -220,15 +237,8 @@ def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
         )
     )
     # disease interactions: groups present per beneficiary (+ the DISABLED pseudo-group)
-    g = tb.groups
-    bg = hccs.join(g, "cc").select("bene_id", "grp").distinct()
-    bg = bg.union(demo.filter(demo.disabled).select("bene_id", grp=ibis.literal("DISABLED")))
-    inter = tb.interactions
-    b2 = bg.view()
-    pairs = (
-        bg.join(inter, bg.grp == inter.g1)
-        .join(b2, [bg.bene_id == b2.bene_id, inter.g2 == b2.grp])
-        .select(bene_id=bg.bene_id, term=inter.term)
+    pairs = _interaction_terms(
+        hccs, demo.filter(demo.disabled).select("bene_id", grp=ibis.literal("DISABLED")), tb
     )
     parts.append(sel(pairs, pairs.term, "interaction"))
     out = parts[0]
@@ -259,6 +269,8 @@ def score_hcc(
     ``con`` is accepted for symmetry with the other stages; the expression runs on the inputs' backend.
     """
     tb = tables if tables is not None else T.load_tables(model, year)
+    if tb.model != V28:
+        raise ParameterError(f"score_hcc scores {V28!r}; use openlead.risk.esrd.score_esrd for {tb.model!r}")
     st = tb.structure
     d_all = _norm_demographics(demographics, st)
     demo = _segment_demographics(d_all, st)

