@@ -156,6 +156,204 @@ def ingest(
         console.print(f"[yellow]warning:[/] {w}")
 
 
+def _store(workspace: Path, engine: str) -> Any:
+    from openlead.data.store import Store
+
+    return Store(workspace, engine=engine)
+
+
+def _out(workspace: Path) -> Path:
+    out = workspace / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(path)  # never a half-written output
+
+
+def _check_option(option: str) -> str:
+    if option not in ("global", "professional"):
+        raise typer.BadParameter("--option must be global or professional")
+    return option
+
+
+PyOpt = Annotated[int, typer.Option("--py", help="Performance year (2027-2036).")]
+OptionOpt = Annotated[str, typer.Option("--option", help="global or professional.")]
+
+
+@app.command()
+@user_errors
+def benchmark(
+    py: PyOpt = 2027,
+    option: OptionOpt = "global",
+    workspace: WorkspaceOpt = Path("openlead-out"),
+    engine: EngineOpt = "duckdb",
+    overlay: ParamsOpt = None,
+    provisional: Annotated[bool, typer.Option("--provisional", help="Use A = P (no actual trend).")] = False,
+) -> None:
+    """The benchmark of a PY, per rate cell, every step from history to B0 with its parameters."""
+    from openlead.benchmark import steps_table
+    from openlead.pipeline import run_benchmark
+
+    _check_option(option)
+    tree = _params(overlay)
+    store = _store(workspace, engine)
+    with console.status("building the benchmark") as st:
+        run = run_benchmark(store.tables(), tree, py, option, provisional=provisional, progress=st.update)
+    for c in run.cells:
+        console.print(steps_table(c.steps, title=f"PY{py} {option} — cell {c.cell}"))
+    console.print(run.aco.table(f"PY{py} {option} — ACO benchmark (efficient={run.efficient})"))
+    console.print(_frame_table(run.cell_table(), "Rate cells"))
+    for n in run.notes:
+        console.print(f"[yellow]note:[/] {n}")
+    path = _out(workspace) / f"benchmark-PY{py}-{option}.json"
+    _write_json(
+        path,
+        {
+            "py": py,
+            "option": option,
+            "efficient": run.efficient,
+            "steps": run.aco.to_records(),
+            "cells": run.cell_table().to_dict("records"),
+            "notes": run.notes,
+            "parameters": tree.used_table(),
+        },
+    )
+    console.print(f"written {path}")
+
+
+def _frame_table(df: Any, title: str) -> Table:
+    t = Table(title=title)
+    for c in df.columns:
+        t.add_column(str(c), justify="right" if df[c].dtype.kind in "fi" else "left")
+    for row in df.itertuples(index=False):
+        t.add_row(*[f"{v:,.6f}" if isinstance(v, float) else str(v) for v in row])
+    return t
+
+
+@app.command()
+@user_errors
+def settle(
+    py: PyOpt = 2027,
+    option: OptionOpt = "global",
+    workspace: WorkspaceOpt = Path("openlead-out"),
+    engine: EngineOpt = "duckdb",
+    overlay: ParamsOpt = None,
+) -> None:
+    """The settlement of a PY for one option: every CMS line item, then the net to the ACO."""
+    from openlead.pipeline import run_benchmark
+    from openlead.report import build_report
+    from openlead.runner import net_view, report_data, run_settle
+    from openlead.settlement import settlement_table
+
+    _check_option(option)
+    tree = _params(overlay)
+    store = _store(workspace, engine)
+    tables = store.tables()
+    with console.status("settling") as st:
+        run = run_benchmark(tables, tree, py, option, progress=st.update)
+        sr = run_settle(tables, tree, run)
+    console.print(settlement_table(sr.settlement, title=f"Settlement PY{py} ({option})"))
+    net = net_view(tables, tree, sr)
+    console.print(_frame_table(net, "Net to the ACO (ACO-funded costs outside Medicare spend)"))
+    out = _out(workspace)
+    _write_json(
+        out / f"settlement-PY{py}-{option}.json",
+        {"lines": sr.settlement.to_records(rounded=False), "net_to_aco": net.to_dict("records")},
+    )
+    paths = build_report(
+        report_data(tree, aco_name=workspace.name, settles=[sr]),
+        out / "report",
+        stem=f"settlement-PY{py}-{option}",
+    )
+    console.print(f"written {out / f'settlement-PY{py}-{option}.json'} and {paths.html}")
+
+
+@app.command()
+@user_errors
+def risk(
+    py: PyOpt = 2027,
+    workspace: WorkspaceOpt = Path("openlead-out"),
+    engine: EngineOpt = "duckdb",
+    overlay: ParamsOpt = None,
+    export_scores: Annotated[
+        Path | None,
+        typer.Option("--export-scores", help="Opt-in beneficiary-level scores (holds identifiers)."),
+    ] = None,
+) -> None:
+    """Risk scores per rate cell and year (raw, normalised, payment), and the AI-vs-HCC evaluation."""
+    from openlead.runner import export_risk_scores, risk_summary
+
+    tree = _params(overlay)
+    store = _store(workspace, engine)
+    with console.status("scoring") as st:
+        summary = risk_summary(store.tables(), tree, py, progress=st.update)
+    console.print(_frame_table(summary.cells, f"Risk by rate cell, PY{py} and its base years"))
+    if summary.comparison is not None:
+        console.print(_frame_table(summary.comparison, "AI-inferred vs HCC model (temporal hold-out)"))
+    for n in summary.notes:
+        console.print(f"[yellow]note:[/] {n}")
+    if export_scores is not None:
+        path = export_risk_scores(store.tables(), tree, py, export_scores)
+        console.print(f"[bold yellow]written {path}: it holds beneficiary identifiers[/]")
+
+
+@app.command()
+@user_errors
+def project(
+    workspace: WorkspaceOpt = Path("openlead-out"),
+    options: Annotated[str, typer.Option("--options", help="Comma list: global,professional,mssp")] = (
+        "global,professional,mssp"
+    ),
+    paths: Annotated[int, typer.Option("--paths", min=1)] = 10_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    engine: EngineOpt = "duckdb",
+    overlay: ParamsOpt = None,
+) -> None:
+    """Ten-year Monte Carlo from the settled PY1: Global vs Professional vs MSSP, with the report."""
+    from openlead.runner import full_run
+
+    opts = [o.strip() for o in options.split(",") if o.strip()]
+    bad = [o for o in opts if o not in ("global", "professional", "mssp")]
+    if bad or not any(o in ("global", "professional") for o in opts):
+        raise typer.BadParameter(
+            "--options takes global, professional and/or mssp (at least one LEAD option)"
+        )
+    tree = _params(overlay)
+    store = _store(workspace, engine)
+    full_run(store.tables(), tree, workspace, options=opts, paths=paths, seed=seed, console=console)
+
+
+@app.command()
+@user_errors
+def report(
+    workspace: WorkspaceOpt = Path("openlead-out"),
+    screenshot: Annotated[bool, typer.Option("--screenshot/--no-screenshot")] = True,
+) -> None:
+    """Rebuild the HTML report, Excel workbook and JSON from the last projection run's report data."""
+    from openlead.report import build_report
+    from openlead.report.model import ReportData
+
+    src = workspace / "out" / "report-data.json"
+    if not src.exists():
+        raise typer.BadParameter(f"{src} not found: run `openlead project --workspace {workspace}` first")
+    data = ReportData.from_json(src.read_text())
+    paths = build_report(data, workspace / "out" / "report", screenshot=screenshot and _has_chromium())
+    console.print(f"report: {paths.html}")
+
+
+def _has_chromium() -> bool:
+    from openlead.report.browser import find_chromium
+
+    try:
+        return find_chromium() is not None
+    except Exception:
+        return False
+
+
 @app.command()
 @user_errors
 def demo(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ibis.expr.types as ir
@@ -188,6 +188,8 @@ def run_benchmark(
     notes: list[str] = []
     say("aligning beneficiaries")
     res = al.align(tables, params, py)
+    # materialise what later stages read several times (temp tables; released with the connection)
+    res = replace(res, aligned_months=res.aligned_months.cache(), tins=res.tins.cache())
     bys = base_years(params, py)
     vc = al.voluntary_cohort(res)
     cell_months = _frame(res.cell_counts)
@@ -198,7 +200,7 @@ def run_benchmark(
     risks: dict[int, CellRisk] = {}
     for y in bys:
         say(f"base year {y}: alignment, spend, risk")
-        am = al.base_year_aligned_months(tables, params, py, y, tins=res.tins, voluntary_cohort=vc)
+        am = al.base_year_aligned_months(tables, params, py, y, tins=res.tins, voluntary_cohort=vc).cache()
         exps[y] = expenditure(tables, params, py, y, am)
         spend_rows.append(_frame(exps[y].cells))
         risks[y] = cell_risk(tables, params, py, y, am)
@@ -363,8 +365,6 @@ def run_benchmark(
 
 
 def _relabel(cb: CellBenchmark, alignment: str) -> CellBenchmark:
-    from dataclasses import replace
-
     return replace(cb, alignment=alignment)
 
 
@@ -375,3 +375,13 @@ def py_expenditure(tables: Mapping[str, ir.Table], params: Parameters, py: int, 
     if total["months"] <= 0:
         raise InputError(f"no PY{py} claims for the aligned months: settlement needs PY claims")
     return float(total["spend_post"])
+
+
+def for_option(run: BenchmarkRun, params: Parameters, option: str) -> BenchmarkRun:
+    """The same PY's benchmark under another risk option: cell rates do not depend on the option (SPEC §5.4:
+    only the discount does), so the cells are reused and only the ACO totals are rebuilt."""
+    if option == run.option:
+        return run
+    cells = [replace(c, option=option) for c in run.cells]
+    aco = aco_benchmark(cells, run.months_py(), params, run.py, option, run.efficient)
+    return replace(run, option=option, cells=cells, aco=aco)

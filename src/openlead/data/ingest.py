@@ -177,6 +177,8 @@ def ingest(
             cols = schemas.SCHEMAS[name].column_names
             con.create_table(name, t.select(cols), overwrite=True)
         con.create_table("claim_exceptions", fa.exceptions, overwrite=True)
+        # the final-action step caches intermediates as temp tables: release them while connected
+        fa.release()
         for name in list(raw):
             con.drop_table(f"_raw_{name}", force=True)
         # 5. post-load checks
