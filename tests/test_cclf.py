@@ -432,3 +432,183 @@ def test_200k_line_file_parses_set_based(tmp_path: Path) -> None:
     assert res.paid == pytest.approx(line.paid.sum())
     assert res.allowed == pytest.approx(line.allowed.sum())
     assert int(got["claim"].count().execute()) == n // 2
+
+
+# ------------------------------------------------------------------------------- several deliveries at once
+
+# four monthly deliveries: claim i of the synthetic set goes to delivery i % 4 (its re-deliveries too)
+DELIVERIES = [date(2027, m, 15) for m in (3, 4, 5, 6)]
+
+
+def _four_deliveries() -> dict[str, Any]:
+    data = synthetic()
+    claim = data["claim"].copy()
+    # the ten re-delivered claims keep two deliveries: the first copy to 0..3 by position, the second to
+    # the delivery after it (still one copy of a claim per delivery)
+    first = ~claim.duplicated("claim_id", keep="first")
+    claim.loc[first, "delivery_date"] = [DELIVERIES[i % 3] for i in range(int(first.sum()))]
+    again = claim.index[~first]
+    prev = claim.loc[first].set_index("claim_id").delivery_date
+    claim.loc[again, "delivery_date"] = [
+        DELIVERIES[DELIVERIES.index(prev[c]) + 1] for c in claim.loc[again, "claim_id"]
+    ]
+    data["claim"] = claim
+    return data
+
+
+def _tables(data: dict[str, Any], claim: pd.DataFrame, bene: bool) -> dict[str, ibis.Table]:
+    ids = set(claim.claim_id)
+    t = {
+        "claim": _mem(claim, "claim"),
+        "claim_line": _mem(data["claim_line"][data["claim_line"].claim_id.isin(ids)], "claim_line"),
+        "claim_dx": _mem(data["claim_dx"][data["claim_dx"].claim_id.isin(ids)], "claim_dx"),
+    }
+    if bene:
+        t["beneficiary"] = _mem(data["bene1"], "beneficiary")
+        t["mbi_crosswalk"] = ibis.memtable(data["xw1"])
+    return t
+
+
+def test_write_deliveries_matches_one_delivery_at_a_time(tmp_path: Path) -> None:
+    """write_deliveries formats each type once for all deliveries; every file is byte-identical to the
+    per-delivery writer fed the claims of that delivery, their lines and diagnoses, and (last delivery
+    only) demographics and crosswalk. One supplement holds every Part A claim's distinct IME/DSH/UCC."""
+    con = ibis.duckdb.connect()
+    data = _four_deliveries()
+    claim = data["claim"]
+    dates = sorted(set(claim.delivery_date))
+    assert len(dates) == 4 and claim.groupby("claim_id").size().max() == 2
+    expected: dict[str, bytes] = {}
+    for i, d in enumerate(dates):
+        sub = tmp_path / f"one{i}"
+        files = cclf.write_delivery(
+            con,
+            _tables(data, claim[claim.delivery_date == d], i == len(dates) - 1),
+            sub,
+            aco_id=ACO,
+            delivery_date=d,
+        )
+        expected.update({f.name: f.read_bytes() for f in files if f.name != cclf.SUPPLEMENT})
+    got = cclf.write_deliveries(con, _tables(data, claim, True), tmp_path / "all", aco_id=ACO)
+    assert got[-1].name == cclf.SUPPLEMENT
+    names = [f.name for f in got[:-1]]
+    assert sorted(names) == sorted(expected)
+    for f in got[:-1]:
+        assert f.read_bytes() == expected[f.name], f.name
+    # per delivery: CCLF0 first, then the types in writing order; CCLF8/CCLF9 with the last delivery only
+    assert names[:8] == [
+        cclf.file_name(ACO, t, dates[0])
+        for t in ("CCLF0", "CCLF1", "CCLF4", "CCLF2", "CCLF5", "CCLF6", "CCLFA", "CCLFB")
+    ]
+    assert [n for n in names if ".ZC8Y" in n or ".ZC9Y" in n] == [
+        cclf.file_name(ACO, "CCLF8", dates[-1]),
+        cclf.file_name(ACO, "CCLF9", dates[-1]),
+    ]
+    # a claim delivered twice has its lines in both deliveries' line files
+    twice = claim[claim.claim_id.duplicated()].iloc[0]
+    in_files = [n for n in names if twice.claim_id in (tmp_path / "all" / n).read_text()]
+    assert len({cclf.parse_file_name(Path(n)).delivery_date for n in in_files}) == 2
+    sup = pd.read_parquet(got[-1])
+    part_a = claim[claim.claim_type.isin(PART_A)].drop_duplicates(["claim_id", "ime", "dsh", "ucc"])
+    assert sup.claim_id.tolist() == sorted(part_a.claim_id)
+    # and it reads back to the same tables as the two-delivery round trip would
+    back = cclf.read_delivery(con, [f for f in got if f.name != cclf.SUPPLEMENT])
+    assert int(back["claim"].count().execute()) == len(claim)
+    assert int(back["claim_line"].count().execute()) == len(data["claim_line"])
+
+
+def test_write_deliveries_needs_unique_claims_per_delivery(tmp_path: Path) -> None:
+    con = ibis.duckdb.connect()
+    data = _four_deliveries()
+    claim = pd.concat([data["claim"], data["claim"].iloc[[5]]], ignore_index=True)
+    with pytest.raises(InputError, match="unique within one delivery") as ei:
+        cclf.write_deliveries(con, _tables(data, claim, False), tmp_path, aco_id=ACO)
+    assert ei.value.count == 1
+
+
+def _write_four(con: Any, tmp: Path) -> list[Path]:
+    data = _four_deliveries()
+    files = cclf.write_deliveries(con, _tables(data, data["claim"], True), tmp, aco_id=ACO)
+    return [f for f in files if f.name != cclf.SUPPLEMENT]
+
+
+def _damage_file(f: Path, line: int, how: Any) -> None:
+    lines = f.read_text().splitlines()
+    lines[line - 1] = how(lines[line - 1])
+    f.write_text("\n".join(lines) + "\n")
+
+
+# (file type, delivery index, line, damage, field): the bad line sits in the 3rd of the type's files
+MULTI_BAD = [
+    ("CCLF1", 2, 3, BAD_LINES[1][2], "CLM_FROM_DT"),
+    ("CCLF1", 2, 1, BAD_LINES[0][2], "record length"),
+    ("CCLF5", 2, 4, lambda s: s[:-1], "record length"),
+]
+
+
+@pytest.mark.parametrize(("ftype", "k", "line", "how", "field"), MULTI_BAD)
+def test_line_numbers_are_per_file_across_many_files(
+    tmp_path: Path, ftype: str, k: int, line: int, how: Any, field: str
+) -> None:
+    """All files of a type are read in one scan; the line number is counted within each file."""
+    con = ibis.duckdb.connect()
+    files = _write_four(con, tmp_path)
+    of_type = sorted(f for f in files if cclf.parse_file_name(f).file_type == ftype)
+    assert len(of_type) >= 3 and all(len(f.read_text().splitlines()) >= line for f in of_type[:3])
+    target = of_type[k]
+    _damage_file(target, line, how)
+    with pytest.raises(InputError) as ei:
+        cclf.read_delivery(con, files)
+    assert (ei.value.file, ei.value.row, ei.value.field) == (target.name, line, field)
+
+
+def test_first_bad_line_by_file_order_then_line(tmp_path: Path) -> None:
+    con = ibis.duckdb.connect()
+    files = _write_four(con, tmp_path)
+    c1 = sorted(f for f in files if ".ZC1Y" in f.name)
+    _damage_file(c1[2], 1, BAD_LINES[0][2])  # 3rd file, line 1
+    _damage_file(c1[1], 4, BAD_LINES[2][2])  # 2nd file, line 4: comes first
+    _damage_file(c1[1], 5, BAD_LINES[3][2])
+    with pytest.raises(InputError) as ei:
+        cclf.read_delivery(con, files)
+    assert (ei.value.file, ei.value.row, ei.value.field, ei.value.count) == (c1[1].name, 4, "CLM_PMT_AMT", 2)
+    # skipping: one rejects file per source file, with its own line numbers
+    res = cclf.load_delivery(con, files, skip_bad_lines=True, rejects_dir=tmp_path / "rej")
+    assert res.rejected == {c1[1].name: 2, c1[2].name: 1}
+    r1 = pd.read_csv(tmp_path / "rej" / f"{c1[1].name}.rejects.csv", dtype=str)
+    r2 = pd.read_csv(tmp_path / "rej" / f"{c1[2].name}.rejects.csv", dtype=str)
+    assert (r1.line.tolist(), r1.field.tolist()) == (["4", "5"], ["CLM_PMT_AMT", "CLM_TYPE_CD"])
+    assert (r2.line.tolist(), r2.field.tolist()) == (["1"], ["record length"])
+
+
+def test_cclf0_counts_checked_per_file(tmp_path: Path) -> None:
+    con = ibis.duckdb.connect()
+    files = _write_four(con, tmp_path)
+    got = cclf.load_delivery(con, files)
+    assert got.rejected == {}
+    c2 = sorted(f for f in files if ".ZC2Y" in f.name)[3]
+    text = c2.read_text().splitlines()
+    c2.write_text("\n".join(text[:-1]) + "\n")
+    c0 = next(
+        f for f in files if f.name == cclf.file_name(ACO, "CCLF0", cclf.parse_file_name(c2).delivery_date)
+    )
+    with pytest.raises(
+        InputError, match=f"{len(text)} records but {c2.name} has {len(text) - 1} lines"
+    ) as ei:
+        cclf.read_delivery(con, files)
+    assert (ei.value.file, ei.value.row, ei.value.field) == (c0.name, 2, "TOT_REC_CNT")
+
+
+def test_tab_in_padding_is_stripped_as_before(tmp_path: Path) -> None:
+    """Lines with a tab (or non-ASCII text) take the strip() path: a tab in a field's padding is trimmed."""
+    con = ibis.duckdb.connect()
+    files = _one_delivery(con, tmp_path)
+    before = cclf.read_delivery(con, files)["claim"].execute().set_index("claim_id").control_number
+    c1 = next(f for f in files if ".ZC1Y" in f.name)
+    cn = cclf.load_layout().files["CCLF1"].get("CLM_CNTL_NUM")
+    assert cn is not None
+    end = cn.start - 1 + cn.length - 1  # last character of the field: padding
+    _damage_file(c1, 2, lambda s: s[:end] + "\t" + s[end + 1 :])
+    after = cclf.read_delivery(ibis.duckdb.connect(), files)["claim"].execute().set_index("claim_id")
+    assert "\t" in c1.read_text()
+    pd.testing.assert_series_equal(after.control_number.sort_index(), before.sort_index())

@@ -109,6 +109,7 @@ SPEC_NAMES: list[str] = [
     "risk.min_hcc_n",
     "risk.new_enrollee_months",
     "risk.model_year",
+    "risk.ai_model.lightgbm",
     "risk.esrd_model_year",
     "risk.reach2026.enabled",
     "risk.reach2026.extra_cap",

@@ -358,10 +358,20 @@ def claims_alignment(
 # voluntary alignment (SPEC §4.3)
 # ---------------------------------------------------------------------------------------------------------
 def voluntary_by_month(
-    tables: Mapping[str, ir.Table], params: Parameters, py: int, months: Sequence[int], tins: ir.Table
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    months: Sequence[int],
+    tins: ir.Table,
+    *,
+    medicaid: bool = False,
 ) -> ir.Table:
     """The election in force per beneficiary and month index in ``months``:
-    (bene_id, mi, to_aco, active). ``active`` is false when the latest election in force was revoked."""
+    (bene_id, mi, to_aco, active). ``active`` is false when the latest election in force was revoked.
+
+    Medicaid-based elections (source 'medicaid') are the Medicare–Medicaid pilot's own pathway (SPEC §11,
+    payments.medicaid): they are read only with ``medicaid=True`` and never enter the Medicare alignment,
+    so CMS's settlement is unchanged."""
     lag = int(params.get("alignment.voluntary_effective_lag_months", py))
     va = tables.get("voluntary_alignment")
     empty = ibis.memtable(
@@ -370,6 +380,7 @@ def voluntary_by_month(
     )
     if va is None:
         return empty
+    va = va.filter(va.source == "medicaid") if medicaid else va.filter(va.source != "medicaid")
     e = va.mutate(
         eff_mi=ibis.greatest(month_index(va.effective), month_index(va.signed) + lag),
         rev_mi=month_index(va.revoked) + lag,

@@ -283,6 +283,9 @@ def risk(
         Path | None,
         typer.Option("--export-scores", help="Opt-in beneficiary-level scores (holds identifiers)."),
     ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare/--no-compare", help="Train and evaluate the AI model vs HCC.")
+    ] = True,
 ) -> None:
     """Risk scores per rate cell and year (raw, normalised, payment), and the AI-vs-HCC evaluation."""
     from openlead.runner import export_risk_scores, risk_summary
@@ -290,7 +293,7 @@ def risk(
     tree = _params(overlay)
     store = _store(workspace, engine)
     with console.status("scoring") as st:
-        summary = risk_summary(store.tables(), tree, py, progress=st.update)
+        summary = risk_summary(store.tables(), tree, py, progress=st.update, compare=compare)
     console.print(_frame_table(summary.cells, f"Risk by rate cell, PY{py} and its base years"))
     if summary.comparison is not None:
         console.print(_frame_table(summary.comparison, "AI-inferred vs HCC model (temporal hold-out)"))

@@ -57,6 +57,7 @@ class SettleRun:
     quality: QualityResult
     capitation: CapitationResult | None
     settlement: Settlement
+    cara: Any = None  # payments.cara.CaraResult when CARA episodes were reconciled (Global)
 
 
 def _quality(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> QualityResult:
@@ -111,8 +112,17 @@ def run_settle(
             trend=ad.uf,
         )
         kwargs = cap.settlement_kwargs()
+    cara_transfer = 0.0
+    cara_result = None
+    if (with_capitation and option == "global") or bool(params.get("cara.allow_professional", py)):
+        from openlead.payments.cara import cara_settlement
+
+        ad = next((c for c in bench.cells if c.category == "ad" and c.alignment == "claims"), bench.cells[0])
+        cara_result = cara_settlement(tables, params, py, option, trend=ad.uf)
+        cara_transfer = float(cara_result.cara_transfer)
     inputs = SettlementInputs(
         expenditure=e_total,
+        cara_transfer=cara_transfer,
         tqs=q.earn_back_share,
         b0_total=bench.aco.b0_tot,
         efficient=bench.efficient,
@@ -120,7 +130,7 @@ def run_settle(
         capitation_paid=kwargs.get("capitation_paid", 0.0),
     )
     s = settle(inputs, params, py, option)  # type: ignore[arg-type]
-    return SettleRun(bench, e, e_total, cells, q, cap, s)
+    return SettleRun(bench, e, e_total, cells, q, cap, s, cara_result)
 
 
 def _by3_months(tables: Mapping[str, ir.Table], params: Parameters, bench: BenchmarkRun) -> ir.Table:
@@ -365,7 +375,12 @@ class RiskSummary:
 
 
 def risk_summary(
-    tables: Mapping[str, ir.Table], params: Parameters, py: int, *, progress: Any = None
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    *,
+    progress: Any = None,
+    compare: bool = True,
 ) -> RiskSummary:
     """Per rate cell: raw and normalised scores for the PY and its base years (PY alignment cohort), and the
     AI-inferred vs HCC comparison when the AI model is available."""
@@ -384,16 +399,14 @@ def risk_summary(
         df.insert(0, "year", y)
         rows.append(df)
     notes = [
-        "ESRD and HN cells are scored with the V28 prospective model until their models are wired in",
+        "ESRD cells: CMS-HCC ESRD model (dialysis); HN cells: V28 prospective until the HN concurrent "
+        "model is wired in",
         f"risk.ai_weight for PY{py}: {params.get('risk.ai_weight', py):.6f}",
     ]
     comparison = None
-    try:
-        from openlead.risk import ai  # noqa: F401  (optional until the AI model lands)
-
+    if compare:
+        say("training and evaluating the AI-inferred model")
         comparison = _ai_comparison(tables, params, py)
-    except ImportError:
-        notes.append("AI-inferred risk model not available in this build")
     return RiskSummary(pd.concat(rows, ignore_index=True), comparison, notes)
 
 
@@ -403,8 +416,10 @@ def _ai_comparison(tables: Mapping[str, ir.Table], params: Parameters, py: int) 
     fn = getattr(ai, "compare_models", None)
     if fn is None:
         return None
-    y = py - 1
-    cmp_ = fn(tables, params, train_years=(y - 2, y - 1), test_years=(y - 1, y))
+    # temporal hold-out on the latest years the store holds: fit (L-2 → L-1), test (L-1 → L)
+    claim = tables["claim"]
+    last = int(claim.thru_date.max().year().execute())
+    cmp_ = fn(tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py)
     return cmp_.summary
 
 

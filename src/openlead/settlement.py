@@ -34,6 +34,7 @@ import numpy.typing as npt
 from rich.markup import escape
 from rich.table import Table
 
+from openlead.benchmark import discount_rate as benchmark_discount
 from openlead.errors import InputError, RuleError
 from openlead.parameters import Parameters
 
@@ -284,13 +285,9 @@ def _check_option(option: str) -> None:
 
 
 def discount_rate(params: Parameters, py: int, option: str, efficient: bool) -> tuple[float, str]:
-    """The discount d and the parameter it came from (SPEC §5.4)."""
+    """The discount d and the parameter it came from (SPEC §5.4): the benchmark's schedule, one source."""
     _check_option(option)
-    if option == "professional":
-        name = "discount.professional"
-    else:
-        name = "discount.global.efficient" if efficient else "discount.global.inefficient"
-    return params.float(name, py), name
+    return benchmark_discount(params, py, option, efficient)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import yaml
 
@@ -60,6 +61,7 @@ SEX_CODES = {"1": "M", "2": "F"}
 OREC_CODES = ("0", "1", "2", "3")
 ADJUSTMENT_CODES = ("0", "1", "2")
 PART_B_DX = 12  # CCLF5 carries CLM_DGNS_1_CD .. CLM_DGNS_12_CD
+EXACT_SCALE = 6  # decimal places kept when summing amounts exactly (CCLF amounts carry 2)
 
 FILE_NAME = re.compile(
     r"^P\.(?P<aco>[A-Za-z0-9]+)\.ACO\.ZC(?P<type>[0-9A-Za-z])Y(?P<yy>\d{2})\.D(?P<d>\d{6})\.T(?P<t>\d{7})"
@@ -198,6 +200,11 @@ def printf(fmt: str, value: float) -> str:  # type: ignore[empty-body]
     """DuckDB's printf (writer only)."""
 
 
+@ibis.udf.scalar.builtin(name="trim")
+def _trim_spaces(s: str) -> str:  # type: ignore[empty-body]
+    """The engine's one-argument trim: on ASCII text it strips spaces only (reader, ASCII lines only)."""
+
+
 def _sql_str(path: Path) -> str:
     return path.as_posix().replace("'", "''")
 
@@ -238,44 +245,116 @@ class CclfDelivery:
     files: dict[str, CclfFileName] = field(default_factory=dict)
 
 
-def _scan(con: Any, path: Path) -> ir.Table:
-    """One file as (line_no, line): 1-based line number, raw text; no parsing of quotes or delimiters."""
-    name = _tmp_name("raw")
-    con.raw_sql(
-        f"CREATE TEMP TABLE {name} AS SELECT CAST(ordinality AS BIGINT) AS line_no, "
-        f"coalesce(line, '') AS line FROM read_csv('{_sql_str(path)}', columns = {{'line': 'VARCHAR'}}, "
-        "delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, "
-        "strict_mode = false, parallel = false) WITH ORDINALITY"
+def _drop(con: Any, names: Iterable[str]) -> None:
+    for name in names:
+        con.raw_sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def _file_map(con: Any, entries: Sequence[tuple[int, Path, CclfFileName]]) -> str:
+    """A small temp table (_path, _file, _delivery_date, _delivery_key): file name → rank and delivery."""
+    name = _tmp_name("files")
+    rows = ", ".join(
+        f"('{_sql_str(p)}', {rank}, DATE '{m.delivery_date.isoformat()}', '{m.delivery_key}')"
+        for rank, p, m in entries
     )
-    return con.table(name)
+    con.raw_sql(
+        f"CREATE TEMP TABLE {name} (_path VARCHAR, _file BIGINT, _delivery_date DATE, _delivery_key VARCHAR)"
+    )
+    if rows:
+        con.raw_sql(f"INSERT INTO {name} VALUES {rows}")
+    return name
+
+
+def _scan(con: Any, paths: Sequence[Path], file_map: str) -> tuple[ir.Table, dict[int, int], list[str]]:
+    """Several files in ONE read: (_file, _line_no, line), _file the rank of the file in ``file_map`` and
+    _line_no the 1-based line number within its file. No parsing of quotes or delimiters.
+
+    ``WITH ORDINALITY`` numbers the rows of the whole multi-file read in insertion order (file order, then
+    line order, since insertion order is preserved), so a file's line number is its ordinality minus the
+    file's first ordinality, plus one. Returns the table, the line count per file rank (files without
+    lines are absent) and the scratch temp tables to drop once the table is materialised."""
+    raw = _tmp_name("raw")
+    listed = ", ".join(f"'{_sql_str(p)}'" for p in paths)
+    con.raw_sql(
+        f"CREATE TEMP TABLE {raw} AS SELECT m._file, CAST(r.ordinality AS BIGINT) AS _ord, "
+        f"coalesce(r.line, '') AS line FROM read_csv([{listed}], columns = {{'line': 'VARCHAR'}}, "
+        "filename = true, delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, "
+        "strict_mode = false, parallel = false) WITH ORDINALITY AS r "
+        f"JOIN {file_map} AS m ON r.filename = m._path"
+    )
+    firsts = _tmp_name("first")
+    con.raw_sql(
+        f"CREATE TEMP TABLE {firsts} AS SELECT _file, min(_ord) AS _first, count(*) AS _n "
+        f"FROM {raw} GROUP BY _file"
+    )
+    counts = {int(f): int(n) for f, n in con.raw_sql(f"SELECT _file, _n FROM {firsts}").fetchall()}
+    t = con.sql(
+        f"SELECT r._file, r._ord - f._first + 1 AS _line_no, r.line, m._delivery_date, m._delivery_key "
+        f"FROM {raw} AS r JOIN {firsts} AS f ON r._file = f._file JOIN {file_map} AS m ON r._file = m._file"
+    )
+    return t, counts, [raw, firsts]
+
+
+@dataclass
+class _Parsed:
+    """One CCLF file type read from all its files: typed rows with the first failing check per line."""
+
+    file_type: str
+    table: ir.Table  # materialised: _file, _line_no, _delivery_date, _delivery_key, fields, _bad_field, ...
+    lines: dict[int, int]  # file rank → lines in the file
+    bad: dict[int, int]  # file rank → bad lines (files with at least one)
 
 
 def _parse(
     con: Any,
-    path: Path,
-    meta: CclfFileName,
+    paths: Sequence[Path],
+    file_map: str,
     lay: FileLayout,
     wanted: Sequence[str],
     extra_checks: Sequence[tuple[str, str, str]],
-    *,
-    skip_bad_lines: bool,
-    rejects_dir: Path | None,
-    rejected: dict[str, int],
-) -> tuple[ir.Table, int]:
-    """Slice, type and check one file; return its good rows with typed fields, and its line count.
+) -> _Parsed:
+    """Slice, type and check all files of one type at once (one read, one materialisation, one count).
 
     ``wanted`` names the fields read: each becomes a column (char → trimmed string or null, digits → int64
     if the name is a number we compute with, decimal → float64, date → date). ``extra_checks`` are
     (field, kind, reason) with kind "required" | "claim_type" | "adjustment" | "sex" | "orec".
     """
-    raw = _scan(con, path)
-    cols: dict[str, ir.Value] = {"_line_no": raw.line_no, "_line": raw.line}
+    raw, lines, scratch = _scan(con, paths, file_map)
+    # stage 1: each field's text, sliced and trimmed once (materialised, so that the typing and the checks
+    # below read columns instead of re-slicing the line in every expression)
+    names = [n for n in wanted if lay.get(n) is not None]
+    # fields are space-padded: on lines of plain ASCII without tab or newline the one-argument trim (spaces
+    # only there, and about twice as fast) gives exactly what strip() (space, tab, newline) gives
+    odd = con.raw_sql(
+        f"SELECT bool_or(strlen(line) <> length(line) OR contains(line, chr(9)) OR contains(line, chr(10))) "
+        f"FROM {scratch[0]}"
+    ).fetchone()[0]
+
+    def field_text(f: FieldSpec) -> ir.StringValue:
+        piece = raw.line.substr(f.start - 1, f.length)
+        return _blank_to_null(piece) if odd else _trim_spaces(piece).nullif("")
+
+    sliced = raw.select(
+        "_file",
+        "_line_no",
+        "_delivery_date",
+        "_delivery_key",
+        _len=raw.line.length(),
+        **{f"_s_{n}": field_text(f) for n in names if (f := lay.get(n)) is not None},
+    )
+    st = con.create_table(_tmp_name("sliced"), sliced, temp=True)
+    _drop(con, scratch)
+    cols: dict[str, ir.Value] = {
+        "_file": st._file,
+        "_line_no": st._line_no,
+        "_delivery_date": st._delivery_date,
+        "_delivery_key": st._delivery_key,
+    }
     text: dict[str, ir.StringValue] = {}
-    for name in wanted:
+    for name in names:
         f = lay.get(name)
-        if f is None:
-            continue
-        s = _blank_to_null(raw.line.substr(f.start - 1, f.length))
+        assert f is not None
+        s = st[f"_s_{name}"]
         text[name] = s
         if f.type == "date":
             cols[name] = s.try_cast("date")
@@ -285,12 +364,11 @@ def _parse(
             cols[name] = s.try_cast("int64")
         else:
             cols[name] = s
-    t = raw.select(**cols)
     checks: list[_Check] = [
         _Check(
             "record length",
             f"line length differs from the record length {lay.record_length}",
-            t._line.length() != lay.record_length,
+            st._len != lay.record_length,
         )
     ]
     codes, dropped, _ = claim_type_codes()
@@ -313,39 +391,28 @@ def _parse(
         assert f is not None
         if f.type in ("date", "decimal") or (f.type == "digits" and name in _INTEGER_FIELDS):
             what = {"date": "a date (YYYY-MM-DD)", "decimal": "a number"}.get(f.type, "a whole number")
-            checks.append(_Check(name, f"cannot be read as {what}", s.notnull() & t[name].isnull()))
+            checks.append(_Check(name, f"cannot be read as {what}", s.notnull() & cols[name].isnull()))
     # first failing check per line, in check order (record length first)
-    t = t.mutate(
+    t = st.select(
+        **cols,
         _bad_field=ibis.cases(*[(c.bad, c.field) for c in checks], else_=ibis.null("string")),
         _bad_reason=ibis.cases(*[(c.bad, c.reason) for c in checks], else_=ibis.null("string")),
     )
     t = con.create_table(_tmp_name("parsed"), t, temp=True)
-    bad = t.filter(t._bad_field.notnull())
-    n_bad = int(bad.count().execute())
-    if n_bad:
-        if not skip_bad_lines:
-            first = bad.order_by(bad._line_no).limit(1).execute().iloc[0]
-            raise InputError(
-                str(first["_bad_reason"]),
-                file=path.name,
-                row=int(first["_line_no"]),
-                field=str(first["_bad_field"]),
-                count=n_bad,
-            )
-        rejected[path.name] = n_bad
-        log.warning("%s: %d bad lines skipped", path.name, n_bad)
-        if rejects_dir is not None:
-            rejects_dir.mkdir(parents=True, exist_ok=True)
-            out = rejects_dir / f"{path.name}.rejects.csv"
-            rej = bad.select(line=bad._line_no, field=bad._bad_field, reason=bad._bad_reason).order_by("line")
-            con.raw_sql(f"COPY ({con.compile(rej)}) TO '{_sql_str(out)}' (FORMAT csv, HEADER true)")
-    good = t.filter(t._bad_field.isnull()).drop("_line", "_bad_field", "_bad_reason")
-    good = good.mutate(
-        _delivery_date=ibis.literal(meta.delivery_date), _delivery_key=ibis.literal(meta.delivery_key)
-    )
+    _drop(con, [st.get_name()])
+    bad_t = t.filter(t._bad_field.notnull())
+    bad = bad_t.group_by("_file").aggregate(n=bad_t._file.count()).to_pyarrow()
+    n_bad = {int(f): int(n) for f, n in zip(bad["_file"].to_pylist(), bad["n"].to_pylist(), strict=True)}
+    return _Parsed(lay.file_type, t, lines, n_bad)
+
+
+def _good(p: _Parsed) -> ir.Table:
+    t = p.table
+    good = t.filter(t._bad_field.isnull()).drop("_file", "_bad_field", "_bad_reason")
     if "CLM_TYPE_CD" in good.columns:
+        _, dropped, _ = claim_type_codes()
         good = good.filter(~good.CLM_TYPE_CD.isin(list(dropped)))
-    return good, int(raw.count().execute())
+    return good
 
 
 _INTEGER_FIELDS = frozenset({"CLM_LINE_NUM", "CLM_VAL_SQNC_NUM"})
@@ -624,15 +691,15 @@ def load_delivery(
     rejects_dir: Path | None = None,
     ip_version: str | Path = DEFAULT_IP_VERSION,
 ) -> CclfDelivery:
-    """Read CCLF files (one or several deliveries) into raw contract tables; see :func:`read_delivery`."""
+    """Read CCLF files (one or several deliveries) into raw contract tables; see :func:`read_delivery`.
+
+    Set-based across files: all files of one type are read in one ``read_csv`` over the list of files and
+    checked in one pass; file names map to their delivery through a small joined table. Files are ranked in
+    sorted path order; the first bad line reported is the first by that order, then by line number."""
     layout = load_layout(ip_version)
-    by_type: dict[str, list[ir.Table]] = {}
-    metas: dict[str, CclfFileName] = {}
-    supplements: list[Path] = []
     rejected: dict[str, int] = {}
-    counts: dict[tuple[str, str], tuple[int, str]] = {}  # (delivery key, file type) → (lines, file)
-    cclf0: list[tuple[Path, CclfFileName]] = []
     files = [Path(f) for f in files]
+    supplements: list[Path] = []
     for p in files:
         if p.name.startswith("cclf_supplement") and p.suffix == ".parquet":
             supplements.append(p)
@@ -640,61 +707,124 @@ def load_delivery(
         s = parent / SUPPLEMENT
         if s.exists() and s not in supplements:
             supplements.append(s)
-    for p in sorted(files):
+    # file names only (a few hundred names, no rows): rank, type, delivery
+    metas: dict[str, CclfFileName] = {}
+    entries: list[tuple[int, Path, CclfFileName]] = []
+    for p in sorted(set(files)):
         if p in supplements:
             continue
         meta = parse_file_name(p)
         metas[p.name] = meta
-        if meta.file_type == "CCLF0":
-            cclf0.append((p, meta))
+        entries.append((len(entries), p, meta))
+    by_type: dict[str, list[tuple[int, Path, CclfFileName]]] = {}
+    for e in entries:
+        ftype = e[2].file_type
+        if ftype != "CCLF0" and (ftype == "CCLF7" or ftype not in _READ):
+            log.info("%s: %s not used, skipped", e[1].name, ftype)
             continue
-        if meta.file_type == "CCLF7" or meta.file_type not in _READ:
-            log.info("%s: %s not used, skipped", p.name, meta.file_type)
-            continue
-        lay = layout.files.get(meta.file_type)
-        if lay is None:
-            raise InputError(f"IP version {layout.version} has no layout for {meta.file_type}", file=p.name)
-        wanted, checks = _READ[meta.file_type]
-        t, total = _parse(
-            con,
-            p,
-            meta,
-            lay,
-            wanted,
-            checks,
-            skip_bad_lines=skip_bad_lines,
-            rejects_dir=rejects_dir,
-            rejected=rejected,
-        )
-        counts[(meta.delivery_key, meta.file_type)] = (total, p.name)
-        by_type.setdefault(meta.file_type, []).append(t)
-    for p, meta in cclf0:
-        _check_counts(con, p, meta, layout.files["CCLF0"], counts)
+        by_type.setdefault(ftype, []).append(e)
+    for ftype, es in by_type.items():
+        if ftype not in layout.files:
+            raise InputError(f"IP version {layout.version} has no layout for {ftype}", file=es[0][1].name)
+    if not entries:
+        return CclfDelivery(tables=_assemble(con, {}, supplements, metas), rejected=rejected, files=metas)
 
-    tables = _assemble(con, by_type, supplements, metas)
+    restore_order = _preserve_insertion_order(con)
+    try:
+        file_map = _file_map(con, entries)
+        parsed: dict[str, _Parsed] = {}
+        for ftype, es in by_type.items():
+            if ftype == "CCLF0":
+                continue
+            wanted, checks = _READ[ftype]
+            parsed[ftype] = _parse(con, [p for _, p, _ in es], file_map, layout.files[ftype], wanted, checks)
+        # bad lines: the first by file order, then line; or skip them, with rejects per source file
+        bad_files = sorted((rank, ftype, n) for ftype, pt in parsed.items() for rank, n in pt.bad.items())
+        if bad_files and not skip_bad_lines:
+            rank, ftype, n_bad = bad_files[0]
+            t = parsed[ftype].table
+            first = t.filter((t._file == rank) & t._bad_field.notnull()).order_by("_line_no").limit(1)
+            row = first.to_pyarrow().to_pylist()[0]
+            raise InputError(
+                str(row["_bad_reason"]),
+                file=entries[rank][1].name,
+                row=int(row["_line_no"]),
+                field=str(row["_bad_field"]),
+                count=n_bad,
+            )
+        for rank, ftype, n_bad in bad_files:
+            name = entries[rank][1].name
+            rejected[name] = n_bad
+            log.warning("%s: %d bad lines skipped", name, n_bad)
+            if rejects_dir is not None:
+                rejects_dir.mkdir(parents=True, exist_ok=True)
+                out = rejects_dir / f"{name}.rejects.csv"
+                t = parsed[ftype].table
+                bad = t.filter((t._file == rank) & t._bad_field.notnull())
+                rej = bad.select(line=bad._line_no, field=bad._bad_field, reason=bad._bad_reason).order_by(
+                    "line"
+                )
+                con.raw_sql(f"COPY ({con.compile(rej)}) TO '{_sql_str(out)}' (FORMAT csv, HEADER true)")
+        if "CCLF0" in by_type:
+            # (delivery key, file type) → (lines, file) for every file read
+            counts = {
+                (entries[rank][2].delivery_key, pt.file_type): (n, entries[rank][1].name)
+                for pt in parsed.values()
+                for rank, n in pt.lines.items()
+            }
+            for rank, _p, m in (e for es in by_type.values() for e in es):
+                if m.file_type != "CCLF0":
+                    counts.setdefault((m.delivery_key, m.file_type), (0, entries[rank][1].name))
+            _check_counts(con, by_type["CCLF0"], file_map, layout.files["CCLF0"], counts, entries)
+    finally:
+        restore_order()
+    good = {ftype: [_good(pt)] for ftype, pt in parsed.items()}
+    tables = _assemble(con, good, supplements, metas)
     return CclfDelivery(tables=tables, rejected=rejected, files=metas)
 
 
+def _preserve_insertion_order(con: Any) -> Any:
+    """Line numbers come from the insertion order of the read: make sure DuckDB preserves it."""
+    on = con.raw_sql("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    if str(on).lower() in ("true", "1"):
+        return lambda: None
+    con.raw_sql("SET preserve_insertion_order = true")
+    return lambda: con.raw_sql("SET preserve_insertion_order = false")
+
+
 def _check_counts(
-    con: Any, path: Path, meta: CclfFileName, lay: FileLayout, counts: dict[tuple[str, str], tuple[int, str]]
+    con: Any,
+    cclf0: Sequence[tuple[int, Path, CclfFileName]],
+    file_map: str,
+    lay: FileLayout,
+    counts: dict[tuple[str, str], tuple[int, str]],
+    entries: Sequence[tuple[int, Path, CclfFileName]],
 ) -> None:
-    """CCLF0 lists each file's record count: a file of the same delivery with another count is truncated."""
-    raw = _scan(con, path)
+    """CCLF0 lists each file's record count: a file of the same delivery with another count is truncated.
+
+    All CCLF0 files are read at once (a dozen summary rows per delivery); the first mismatch by file order,
+    then line, is reported."""
+    raw, _, scratch = _scan(con, [p for _, p, _ in cclf0], file_map)
     label = lay.get("FILE_NUM_LABEL")
     cnt = lay.get("TOT_REC_CNT")
     assert label is not None and cnt is not None
     t = raw.select(
-        line_no=raw.line_no,
+        _file=raw._file,
+        line_no=raw._line_no,
+        key=raw._delivery_key,
         ftype=_blank_to_null(raw.line.substr(label.start - 1, label.length)),
         n=_blank_to_null(raw.line.substr(cnt.start - 1, cnt.length)).replace(",", "").try_cast("int64"),
-    ).execute()
-    for row in t.itertuples():  # a dozen summary rows, not claims
-        key = (meta.delivery_key, str(row.ftype).upper().replace(" ", ""))
-        if key in counts and row.n == row.n and int(row.n) != counts[key][0]:
+    ).order_by(["_file", "line_no"])
+    rows = t.to_pyarrow().to_pylist()
+    _drop(con, scratch)
+    for row in rows:  # summary rows (a dozen per delivery), not claims
+        key = (str(row["key"]), str(row["ftype"]).upper().replace(" ", ""))
+        n = row["n"]
+        if key in counts and n is not None and int(n) != counts[key][0]:
             raise InputError(
-                f"CCLF0 says {int(row.n)} records but {counts[key][1]} has {counts[key][0]} lines",
-                file=path.name,
-                row=int(row.line_no),
+                f"CCLF0 says {int(n)} records but {counts[key][1]} has {counts[key][0]} lines",
+                file=entries[int(row["_file"])][1].name,
+                row=int(row["line_no"]),
                 field="TOT_REC_CNT",
             )
 
@@ -842,10 +972,12 @@ def _assemble(
                 _line_no=b._line_no,
             )
         )
-        # claim-level fields from the lowest line of each (claim, delivery); paid = sum of the lines
+        # claim-level fields from the lowest line of each (claim, delivery); paid = sum of the lines, summed
+        # exactly (decimal) so that it does not depend on the order rows reach the window
         w = ibis.window(group_by=[b.CUR_CLM_UNIQ_ID, b._delivery_key], order_by=[b.CLM_LINE_NUM, b._line_no])
         wsum = ibis.window(group_by=[b.CUR_CLM_UNIQ_ID, b._delivery_key])
-        h = b.mutate(_rn=ibis.row_number().over(w), _paid=b.CLM_LINE_CVRD_PD_AMT.sum().over(wsum))
+        exact = b.CLM_LINE_CVRD_PD_AMT.cast(dt.Decimal(38, EXACT_SCALE))
+        h = b.mutate(_rn=ibis.row_number().over(w), _paid=exact.sum().over(wsum).cast("float64"))
         h = h.filter(h._rn == 0)
         claims.append(
             h.select(
@@ -999,47 +1131,122 @@ def _fmt(value: ir.Value, f: FieldSpec) -> ir.StringValue:
     return ibis.coalesce(s, ibis.literal(""))
 
 
-def _record(
-    t: ir.Table, lay: FileLayout, values: dict[str, ir.Value], label: str, order: Sequence[str]
-) -> ir.Table:
-    """(line) for each row of t: every field of the layout, values placed, blanks elsewhere.
+@dataclass
+class _Emit:
+    """One file type of the output, formatted once for every delivery it is written for."""
 
-    Raises InputError when a value does not fit its field."""
+    file_type: str
+    lay: FileLayout
+    fields: ir.Table  # formatted (unpadded) values, for the exact error on a value too long
+    formatted: list[str]  # field names formatted, in layout order
+    records: ir.Table  # materialised: _d, line, _tl (a value too long), _o0.. (sort keys)
+    n_order: int
+    days: list[date]  # deliveries the type is written for (an empty file where it has no rows)
+    stats: dict[date, tuple[int, int, int]] = field(default_factory=dict)  # _d → (rows, too long, bytes)
+
+
+def _format(
+    con: Any, t: ir.Table, lay: FileLayout, values: dict[str, ir.Value], order: Sequence[str]
+) -> _Emit:
+    """Every row of t as its fixed-width line (every field of the layout, values placed, blanks elsewhere),
+    with its delivery ``_d`` and sort keys, materialised once; the per-delivery row counts, byte sizes and
+    counts of values too long for their field come from one grouped query."""
     formatted = {f.name: _fmt(values[f.name], f) for f in lay.fields if f.name in values}
     unknown = set(values) - set(formatted)
     if unknown:
         raise InputError(f"{lay.file_type} has no field(s) {sorted(unknown)}")
     t2 = t.mutate(**{f"_f_{k}": v for k, v in formatted.items()})
-    too_long = {
-        k: (t2[f"_f_{k}"].length() > lay.get(k).length).cast("int64").sum()  # type: ignore[union-attr]
-        for k in formatted
-    }
-    if too_long:
-        res = t2.aggregate(**too_long).execute().iloc[0].to_dict()
-        for k, n in res.items():
-            if n and int(n) > 0:
-                raise InputError(
-                    f"value does not fit {lay.file_type} field {k} ({lay.get(k).length} characters)",  # type: ignore[union-attr]
-                    file=label,
-                    field=k,
-                    count=int(n),
-                )
     line: ir.StringValue = ibis.literal("")
+    too_long: ir.BooleanValue = ibis.literal(False)
     for f in lay.fields:
         if f.name in formatted:
             v = t2[f"_f_{f.name}"]
             padded = v.lpad(f.length, " ") if f.type in ("decimal",) else v.rpad(f.length, " ")
+            too_long = too_long | (v.length() > f.length)
         else:
             padded = ibis.literal(" " * f.length)
         line = line + padded
-    return t2.select(line=line, **{f"_o{i}": t2[c] for i, c in enumerate(order)})
+    rec = t2.select(_d=t2._d, line=line, _tl=too_long, **{f"_o{i}": t2[c] for i, c in enumerate(order)})
+    records = con.create_table(_tmp_name("fmt"), rec, temp=True)
+    stats = con.raw_sql(
+        f"SELECT _d, count(*), sum(CAST(_tl AS BIGINT)), sum(strlen(line) + 1) "
+        f"FROM {records.get_name()} GROUP BY _d"
+    ).fetchall()
+    return _Emit(
+        lay.file_type,
+        lay,
+        t2,
+        list(formatted),
+        records,
+        len(order),
+        [],
+        {_as_date(d): (int(n), int(tl or 0), int(b or 0)) for d, n, tl, b in stats},
+    )
 
 
-def _copy_lines(con: Any, t: ir.Table, path: Path) -> None:
+def _as_date(d: Any) -> date:
+    return d.date() if hasattr(d, "date") and callable(d.date) else d
+
+
+def _raise_too_long(e: _Emit, day: date) -> None:
+    """The first field (layout order) of the delivery ``day`` with a value too long: field and count."""
+    t = e.fields.filter(e.fields._d == ibis.literal(day, "date"))
+    res = (
+        t.aggregate(
+            **{
+                k: (t[f"_f_{k}"].length() > e.lay.get(k).length).cast("int64").sum()  # type: ignore[union-attr]
+                for k in e.formatted
+            }
+        )
+        .to_pyarrow()
+        .to_pylist()[0]
+    )
+    for k in e.formatted:
+        n = res[k]
+        if n and int(n) > 0:
+            raise InputError(
+                f"value does not fit {e.file_type} field {k} ({e.lay.get(k).length} characters)",  # type: ignore[union-attr]
+                file=e.file_type,
+                field=k,
+                count=int(n),
+            )
+
+
+def _copy_lines(con: Any, sql: str, path: Path) -> None:
     con.raw_sql(
-        f"COPY ({con.compile(t)}) TO '{_sql_str(path)}' "
+        f"COPY ({sql}) TO '{_sql_str(path)}' "
         "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')"
     )
+
+
+def _copy_range(src: Any, dst: Any, n: int, chunk: int = 1 << 22) -> None:
+    """Copy n bytes from src to dst (binary files), in chunks: file slicing, not a row loop."""
+    while n > 0:
+        buf = src.read(min(chunk, n))
+        if not buf:
+            raise OSError("unexpected end of file while splitting a CCLF file type by delivery")
+        dst.write(buf)
+        n -= len(buf)
+
+
+def _write_type(con: Any, e: _Emit, paths: dict[date, Path], scratch: Path) -> None:
+    """All deliveries of one file type: ONE sorted COPY, then the file is cut at the delivery boundaries
+    (byte sizes from the grouped count); a delivery with no rows gets an empty file."""
+    order = ", ".join(["_d", *(f"_o{i}" for i in range(e.n_order))])
+    sql = f"SELECT line FROM {e.records.get_name()} ORDER BY {order}"
+    if len(e.days) == 1:
+        _copy_lines(con, sql, paths[e.days[0]])
+        return
+    tmp = scratch / f".{e.file_type}.all"
+    _copy_lines(con, sql, tmp)
+    sizes = [e.stats.get(d, (0, 0, 0))[2] for d in sorted(e.stats)]
+    if tmp.stat().st_size != sum(sizes):
+        raise RuntimeError(f"{e.file_type}: COPY wrote {tmp.stat().st_size} bytes, expected {sum(sizes)}")
+    with tmp.open("rb") as src:
+        for d in e.days:  # deliveries ascending, as the COPY's order
+            with paths[d].open("wb") as dst:
+                _copy_range(src, dst, e.stats.get(d, (0, 0, 0))[2])
+    tmp.unlink()
 
 
 def write_delivery(
@@ -1061,34 +1268,86 @@ def write_delivery(
     Lines are built in DuckDB with lpad/rpad and copied out, sorted by claim id and line number.
     Returns the files written (CCLF0 first).
     """
+    return _write(con, tables, out_dir, aco_id=aco_id, single=delivery_date, ip_version=ip_version, time=time)
+
+
+def write_deliveries(
+    con: Any,
+    tables: dict[str, ir.Table],
+    out_dir: Path,
+    *,
+    aco_id: str,
+    by: str = "delivery_date",
+    ip_version: str | Path = DEFAULT_IP_VERSION,
+    time: str = "0000000",
+) -> list[Path]:
+    """Write contract tables as one CCLF delivery per distinct ``claim.<by>`` (all deliveries at once).
+
+    Each file type is formatted once for all deliveries and copied out once, then cut into one file per
+    delivery; the files are byte-identical to :func:`write_delivery` called per delivery with: the claims
+    of that delivery; the lines and diagnoses of those claims (a claim's lines and diagnoses go with every
+    delivery of the claim, as in real re-deliveries); beneficiary (CCLF8) and mbi_crosswalk (CCLF9) with
+    the last delivery only. One ``cclf_supplement.parquet`` holds the distinct IME/DSH/UCC rows of every
+    Part A claim. (claim_id, ``by``) must be unique. Returns the files written: per delivery CCLF0 first,
+    in delivery order, then the supplement.
+    """
+    return _write(con, tables, out_dir, aco_id=aco_id, single=None, by=by, ip_version=ip_version, time=time)
+
+
+def _write(
+    con: Any,
+    tables: dict[str, ir.Table],
+    out_dir: Path,
+    *,
+    aco_id: str,
+    single: date | None,
+    by: str = "delivery_date",
+    ip_version: str | Path = DEFAULT_IP_VERSION,
+    time: str = "0000000",
+) -> list[Path]:
     layout = load_layout(ip_version)
     _, _, write_code = claim_type_codes()
     out_dir.mkdir(parents=True, exist_ok=True)
     # materialise the inputs in this connection (in-memory tables become visible to COPY)
     tables = {k: con.create_table(_tmp_name(k), v, temp=True) for k, v in tables.items()}
-    written: dict[str, tuple[Path, int]] = {}
-
-    def emit(ftype: str, t: ir.Table, values: dict[str, ir.Value], order: list[str]) -> None:
-        lay = layout.files[ftype]
-        vals = {k: v for k, v in values.items() if k in lay}
-        rec = _record(t, lay, vals, ftype, order)
-        path = out_dir / file_name(aco_id, ftype, delivery_date, time)
-        _copy_lines(con, rec.order_by([f"_o{i}" for i in range(len(order))]).select("line"), path)
-        written[ftype] = (path, int(rec.count().execute()))
-
     claim = tables.get("claim")
     line = tables.get("claim_line")
     dx = tables.get("claim_dx")
-    code = None
+
+    # ---- deliveries, and claim_id unique within each
+    dups: dict[date, int] = {}
+    if single is not None:
+        deliveries = [single]
+        if claim is not None:
+            claim = claim.mutate(_d=ibis.literal(single, "date"))
+    else:
+        if claim is None or by not in claim.columns:
+            raise InputError(f"writing deliveries needs a claim table with a {by!r} column", field=by)
+        claim = claim.mutate(_d=claim[by].cast("date"))
     if claim is not None:
-        dup = int(claim.count().execute()) - int(claim.claim_id.nunique().execute())
-        if dup:
-            raise InputError(
-                "claim_id must be unique within one delivery", file="claim", field="claim_id", count=dup
-            )
+        ids = con.compile(claim.select("_d", "claim_id"))
+        g = con.raw_sql(f"SELECT _d, count(*) - count(DISTINCT claim_id) FROM ({ids}) GROUP BY _d").fetchall()
+        if any(d is None for d, _ in g):
+            raise InputError(f"claims without {by}", file="claim", field=by)
+        dups = {_as_date(d): int(n) for d, n in g}
+        if single is None:
+            deliveries = sorted(dups)
+    if not deliveries:
+        return []
+    last = deliveries[-1]
+    emits: list[_Emit] = []
+
+    def emit(
+        ftype: str, t: ir.Table, values: dict[str, ir.Value], order: list[str], days: list[date] | None = None
+    ) -> None:
+        lay = layout.files[ftype]
+        e = _format(con, t, lay, {k: v for k, v in values.items() if k in lay}, order)
+        e.days = days or deliveries
+        emits.append(e)
+
+    if claim is not None:
         code = claim.claim_type.substitute(write_code, else_=ibis.null("string"))
         claim = claim.mutate(_code=code)
-        bt = claim.bill_type
         # ---- CCLF1
         a = claim.filter(claim.claim_type.isin(list(PART_A_TYPES)))
         pdx = None
@@ -1123,16 +1382,11 @@ def write_delivery(
             },
             ["claim_id"],
         )
-        # ---- IME/DSH/UCC supplement, for IP versions (or readers) without the CCLF1 amounts
-        sup = claim.filter(claim.claim_type.isin(list(PART_A_TYPES))).select("claim_id", "ime", "dsh", "ucc")
-        sup_path = out_dir / SUPPLEMENT
-        con.raw_sql(
-            f"COPY ({con.compile(sup.order_by('claim_id'))}) TO '{_sql_str(sup_path)}' (FORMAT parquet)"
-        )
         # ---- CCLF4
         if dx is not None:
             d = dx.join(
-                a.select("claim_id", "bene_id", "_code", "billing_ccn", "from_date", "thru_date"), "claim_id"
+                a.select("claim_id", "bene_id", "_code", "billing_ccn", "from_date", "thru_date", "_d"),
+                "claim_id",
             )
             emit(
                 "CCLF4",
@@ -1162,6 +1416,7 @@ def write_delivery(
                 "adjustment_type",
                 "effective_date",
                 "control_number",
+                "_d",
             )
             lj = line.join(hdr, "claim_id")
             mod = [f"HCPCS_{i}_MDFR_CD" for i in range(1, 6)]
@@ -1262,7 +1517,7 @@ def write_delivery(
                 ["claim_id", "line_num"],
             )
             # ---- CCLFA (Part A, per claim) / CCLFB (Part B, per line): model payment reductions
-            ra = la.group_by(["claim_id", "bene_id", "_code", "from_date"]).aggregate(
+            ra = la.group_by(["_d", "claim_id", "bene_id", "_code", "from_date"]).aggregate(
                 red=la.fee_reduction.sum()
             )
             ra = ra.filter(ra.red != 0)
@@ -1291,23 +1546,15 @@ def write_delivery(
                 },
                 ["claim_id", "line_num"],
             )
-            dropped = (
-                int(
-                    lj.filter(lj.claim_type == "dme")
-                    .select("claim_id")
-                    .distinct()
-                    .join(dx, "claim_id")
-                    .count()
-                    .execute()
-                )
-                if dx is not None
-                else 0
-            )
-            if dropped:
-                log.warning("CCLF6 has no diagnosis fields: %d DME diagnosis rows not written", dropped)
-    # ---- CCLF8
+            if dx is not None:
+                dme = lj.filter(lj.claim_type == "dme").select("_d", "claim_id").distinct()
+                dropped = int(dme.join(dx, "claim_id").count().execute())
+                if dropped:
+                    log.warning("CCLF6 has no diagnosis fields: %d DME diagnosis rows not written", dropped)
+    # ---- CCLF8, CCLF9: with the last delivery
     bene = tables.get("beneficiary")
     if bene is not None:
+        bene = bene.mutate(_d=ibis.literal(last, "date"))
         sex = bene.sex.substitute({v: k for k, v in SEX_CODES.items()}, else_=ibis.null("string"))
         emit(
             "CCLF8",
@@ -1320,38 +1567,71 @@ def write_delivery(
                 "BENE_ORGNL_ENTLMT_RSN_CD": bene.orec,
             },
             ["bene_id"],
+            [last],
         )
-    # ---- CCLF9
     xw = tables.get("mbi_crosswalk")
     if xw is not None:
+        xw = xw.mutate(_d=ibis.literal(last, "date"))
         emit(
             "CCLF9",
             xw,
             {"HICN_MBI_XREF_IND": ibis.literal("M"), "CRNT_NUM": xw.crnt_mbi, "PRVS_NUM": xw.prvs_mbi},
             ["prvs_mbi"],
+            [last],
         )
-    # ---- CCLF0: record counts (a dozen rows, built in Python)
-    lay0 = layout.files["CCLF0"]
-    rows = []
-    for ftype, (_path, n) in sorted(written.items()):
-        lay = layout.files[ftype]
-        rows.append(
-            _fixed(
-                lay0,
-                {
-                    "FILE_NUM_LABEL": ftype,
-                    "DELIM_1": "|",
-                    "FILE_DESC_LABEL": lay.description[:20],
-                    "DELIM_2": "|",
-                    "TOT_REC_CNT": str(n),
-                    "DELIM_3": "|",
-                    "REC_LEN": str(lay.record_length),
-                },
+
+    # ---- errors, in the order a delivery-by-delivery write meets them
+    for day in deliveries:
+        if dups.get(day):
+            raise InputError(
+                "claim_id must be unique within one delivery", file="claim", field="claim_id", count=dups[day]
             )
+        for e in emits:
+            if day in e.days and e.stats.get(day, (0, 0, 0))[1]:
+                _raise_too_long(e, day)
+
+    # ---- the files: one COPY per type, cut by delivery; CCLF0 per delivery (a dozen rows, in Python)
+    paths = {
+        e.file_type: {d: out_dir / file_name(aco_id, e.file_type, d, time) for d in e.days} for e in emits
+    }
+    for e in emits:
+        _write_type(con, e, paths[e.file_type], out_dir)
+        con.raw_sql(f"DROP TABLE IF EXISTS {e.records.get_name()}")
+    lay0 = layout.files["CCLF0"]
+    out: list[Path] = []
+    for day in deliveries:
+        mine = [e for e in emits if day in e.days]
+        rows = []
+        for e in sorted(mine, key=lambda e: e.file_type):
+            rows.append(
+                _fixed(
+                    lay0,
+                    {
+                        "FILE_NUM_LABEL": e.file_type,
+                        "DELIM_1": "|",
+                        "FILE_DESC_LABEL": e.lay.description[:20],
+                        "DELIM_2": "|",
+                        "TOT_REC_CNT": str(e.stats.get(day, (0, 0, 0))[0]),
+                        "DELIM_3": "|",
+                        "REC_LEN": str(e.lay.record_length),
+                    },
+                )
+            )
+        p0 = out_dir / file_name(aco_id, "CCLF0", day, time)
+        p0.write_text("".join(r + "\n" for r in rows))
+        out += [p0, *(paths[e.file_type][day] for e in mine)]
+
+    # ---- IME/DSH/UCC supplement, for IP versions (or readers) without the CCLF1 amounts
+    if claim is not None:
+        sup = claim.filter(claim.claim_type.isin(list(PART_A_TYPES))).select("claim_id", "ime", "dsh", "ucc")
+        if single is None:
+            sup = sup.distinct()
+        sup_path = out_dir / SUPPLEMENT
+        con.raw_sql(
+            f"COPY ({con.compile(sup.order_by('claim_id'))}) TO '{_sql_str(sup_path)}' (FORMAT parquet)"
         )
-    p0 = out_dir / file_name(aco_id, "CCLF0", delivery_date, time)
-    p0.write_text("".join(r + "\n" for r in rows))
-    return [p0, *(p for p, _ in written.values()), *([out_dir / SUPPLEMENT] if claim is not None else [])]
+        out.append(sup_path)
+    return out
 
 
 def _fixed(lay: FileLayout, values: dict[str, str]) -> str:

@@ -193,7 +193,10 @@ def final_action(
     fb = keep(rb.filter(rb._final))
     exceptions += _exceptions(fb, "B", "line", "paid")
     final_b_lines = fb.filter(~fb._void)
-    paid_b = final_b_lines.group_by(_pid=final_b_lines.claim_id).aggregate(_ppaid=final_b_lines.paid.sum())
+    # summed as exact decimals (amounts are cents), so the total does not depend on row order: same store,
+    # to the last bit, on every run and engine
+    cents = final_b_lines.paid.cast("decimal(18, 2)")
+    paid_b = final_b_lines.group_by(_pid=final_b_lines.claim_id).aggregate(_ppaid=cents.sum().cast("float64"))
     b_with = b.join(paid_b, b.claim_id == paid_b._pid)
     b_with = b_with.mutate(paid=b_with._ppaid).select(claim_cols)
     # Part B claims without lines: claim-level sets

@@ -1738,7 +1738,7 @@ def _static_tables(region: _Region, cal: _Calendar, acc: _Accumulator, seed: int
     k = len(pick)
     npcc = np.arange(k) % 3 == 0
     apo = np.arange(k) % 3 == 1
-    cara_opts = ["CARA-KNEE-01,CARA-HIP-01", "CARA-CATARACT-01", "CARA-HF-01", None]
+    cara_opts = ["knee_arthroplasty", "cataract", "heart_failure,colonoscopy", None]  # episodes/default.yaml
     out["preferred_provider"] = _table(
         "preferred_provider",
         {

@@ -21,7 +21,7 @@ Decisions where SPEC §11 is silent:
   :func:`openlead.alignment.voluntary_by_month`, over ``source = 'medicaid'`` rows only). Before
   ``medicaid.first_year`` the pathway is empty (no effect).
 - The pathway is the pilot's population; it does not add anyone to the Medicare alignment. (Note that
-  :func:`openlead.alignment.align` today reads every voluntary_alignment row whatever its ``source``.)
+  :func:`openlead.alignment.align` leaves ``source = 'medicaid'`` rows out of the Medicare alignment.)
 - Integrated view cells: the Medicare rate cell (category, alignment_type) of the month when the
   beneficiary is Medicare-aligned then, otherwise ``unaligned``; Medicare spend is untruncated net claim
   spend (:func:`openlead.expenditure.claim_spend`, FFS-equivalent, with run-out) by month of thru date,
@@ -164,7 +164,7 @@ def medicaid_alignment(
     med = {**tables, "voluntary_alignment": va.filter(va.source == MEDICAID_SOURCE)}
     tins = participant_tins(tables, dt.date(py, 1, 1))
     months = list(range(py * 12, py * 12 + 12))
-    vol = voluntary_by_month(med, params, py, months, tins)
+    vol = voluntary_by_month(med, params, py, months, tins, medicaid=True)
     vol = vol.filter(vol.to_aco & vol.active).select("bene_id", month=month_date(vol.mi))
     fm = fbde_pilot_months(tables, params, the_pilot, enrollment)
     return fm.join(vol, ["bene_id", "month"]).select("bene_id", "month", "state", "mco_id")

@@ -62,24 +62,7 @@ DX_LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CLAIM_TYPES = ("inpatient", "snf", "hha", "hospice", "outpatient", "carrier", "dme")
 
 # Hyper-parameters of the default LightGBM scorer. They tune the plug-in, not the LEAD methodology; proposed
-# parameter name: risk.ai_model.lightgbm (a mapping), read instead of this default when it exists.
-DEFAULT_LGBM_PARAMS: dict[str, Any] = {
-    "objective": "regression",  # L2 on dollars: the criterion of CMS's OLS models and of weighted R²
-    "learning_rate": 0.02,
-    "num_leaves": 7,
-    "min_data_in_leaf": 100,
-    "min_sum_hessian_in_leaf": 1.0,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "num_boost_round": 300,
-    "seed": 20270101,
-    "deterministic": True,
-    "force_col_wise": True,
-    "num_threads": 1,
-    "verbose": -1,
-}
+# the LightGBM settings are a parameter (risk.ai_model.lightgbm, a mapping): model numbers are data
 PARAM_NAME_LGBM = "risk.ai_model.lightgbm"
 
 DEMOGRAPHIC_FEATURES = (
@@ -121,9 +104,11 @@ def default_py(params: Parameters) -> int:
 def lgbm_params(
     params: Parameters | None, py: int | None, overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    out = dict(DEFAULT_LGBM_PARAMS)
-    if params is not None and PARAM_NAME_LGBM in params.names():
-        out.update(dict(params.get(PARAM_NAME_LGBM, py if py is not None else default_py(params))))
+    if params is None:
+        from openlead.parameters import load_parameters
+
+        params = load_parameters()
+    out = dict(params.get(PARAM_NAME_LGBM, py if py is not None else default_py(params)))
     if overrides:
         out.update(overrides)
     return out
@@ -373,7 +358,7 @@ class Regressor(Protocol):
 class LightGbmRegressor:
     """Gradient-boosted trees (LightGBM), bit-reproducible: fixed seed, deterministic, one thread."""
 
-    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LGBM_PARAMS))
+    params: dict[str, Any] = field(default_factory=lambda: lgbm_params(None, None, None))
     booster: Any = None
     name: str = "lightgbm"
 

@@ -4,8 +4,9 @@ Prospective scoring: a year's score uses the prior calendar year's eligible diag
 of ``risk.model_year``), normalised by ``national_series.norm_factor`` of the (year, category). Base years
 are scored with the PY's model (SPEC §6.1, assumed), so the ratio PY/BY3 is not distorted by model change.
 
-Until the ESRD (2023 CMS-HCC ESRD) and HN concurrent models are wired in, ESRD and HN cells are scored with
-the V28 prospective score too; each row says which model scored it (``model``), so a report shows it.
+ESRD cells are scored with the CMS-HCC ESRD model (``risk.esrd_model_year``), as dialysis: the input contract
+has no transplant date. Until the recalibrated HN concurrent model is wired in, HN cells are scored with the
+V28 prospective score; each row says which model scored it (``model``), so a report shows it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ibis.expr.types as ir
 
 from openlead.errors import InputError
 from openlead.parameters import Parameters
+from openlead.risk.esrd import score_esrd
 from openlead.risk.hcc import V28, build_demographics, eligible_diagnoses, score_hcc
 
 
@@ -33,9 +35,11 @@ class CellRisk:
 
 
 def bene_scores(
-    tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int
+    tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int, *, model: str = V28
 ) -> tuple[ir.Table, ir.Table]:
-    """Raw V28 prospective scores for payment year ``year`` (diagnoses of ``year`` − 1), every beneficiary."""
+    """Raw prospective scores for payment year ``year`` (diagnoses of ``year`` − 1), every beneficiary, with
+    the V28 model or (``model="esrd"``) the CMS-HCC ESRD model of ``risk.esrd_model_year`` (dialysis:
+    the input contract carries no transplant date, so graft segments are not reached)."""
     model_year = int(params.get("risk.model_year", py))
     demo = build_demographics(
         tables["beneficiary"],
@@ -51,7 +55,12 @@ def bene_scores(
         diagnosis_year=year - 1,
         hcpcs_year=model_year,
     )
-    scores = score_hcc(None, demo, dx.diagnoses, model=V28, year=model_year)
+    if model == "esrd":
+        scores = score_esrd(
+            None, demo, dx.diagnoses, esrd_model_year=int(params.get("risk.esrd_model_year", py))
+        )
+    else:
+        scores = score_hcc(None, demo, dx.diagnoses, model=V28, year=model_year)
     return scores, dx.quality
 
 
@@ -64,8 +73,17 @@ def cell_risk(
 ) -> CellRisk:
     """Month-weighted mean raw and normalised score per rate cell of ``aligned_months`` in ``year``."""
     scores, dq = bene_scores(tables, params, py, year)
-    s = scores.select("bene_id", "score", "score_demographic", "segment", "dq_flag")
+    esrd, _ = bene_scores(tables, params, py, year, model="esrd")
+    cols = ["bene_id", "score", "score_demographic", "segment", "dq_flag"]
+    s = scores.select(cols)
+    e = esrd.select(cols).rename({f"e_{c}": c for c in cols})
     am = aligned_months.left_join(s, "bene_id")
+    am = am.left_join(e, am.bene_id == e.e_bene_id).drop("e_bene_id")
+    is_esrd = am.category == "esrd"
+    am = am.mutate(
+        score=ibis.ifelse(is_esrd, am.e_score, am.score),
+        score_demographic=ibis.ifelse(is_esrd, am.e_score_demographic, am.score_demographic),
+    )
     unscored = int(am.filter(am.score.isnull()).count().execute())
     if unscored:
         # a beneficiary is never silently dropped: missing demographics are an input problem
@@ -93,6 +111,10 @@ def cell_risk(
         "norm_factor",
         rs_norm=out.rs_raw / out.norm_factor,
         rs_demo_norm=out.rs_demo / out.norm_factor,
-        model=ibis.literal(f"{V28} ({params.get('risk.model_year', py)} tables), prospective"),
+        model=ibis.ifelse(
+            out.category == "esrd",
+            ibis.literal(f"CMS-HCC ESRD ({params.get('risk.esrd_model_year', py)}), dialysis, prospective"),
+            ibis.literal(f"{V28} ({params.get('risk.model_year', py)} tables), prospective"),
+        ),
     ).order_by(["category", "alignment_type"])
     return CellRisk(year, out, s, dq)

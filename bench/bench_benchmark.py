@@ -1,0 +1,97 @@
+"""Alignment + benchmark benchmark (issue 3), measured side by side in one run.
+
+For a generated region of N beneficiaries (claims 2022-2027, ingested once into a cached workspace):
+- the wall time and peak RSS of ``run_benchmark`` (PY alignment, three base years of alignment, spend and
+  risk, regional rates, trend, cell and ACO benchmark) in a child process;
+- DuckDB's bare scan of the claim columns the stages read (claim and claim_line), in another child;
+- the ratio of the two (target ≤ 5×).
+
+Usage: python bench/bench_benchmark.py [--beneficiaries 100000] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD_BENCH = """
+import json, resource, time
+from openlead.data.store import Store
+from openlead.parameters import load_parameters
+from openlead.pipeline import run_benchmark
+s = Store({ws!r}); p = load_parameters()
+t = time.perf_counter()
+run = run_benchmark(s.tables(), p, 2027, "global")
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({{"seconds": secs, "peak_rss_gib": peak,
+                  "aligned_months": float(run.cell_months.months.sum()), "b0": run.aco.b0_tot}}))
+"""
+
+CHILD_SCAN = """
+import duckdb, json, resource, time
+con = duckdb.connect({db!r}, read_only=True)
+t = time.perf_counter()
+con.sql("SELECT count(*), sum(paid), count(DISTINCT bene_id), min(thru_date), max(from_date), "
+        "count(claim_type), count(bill_type), count(billing_tin), count(billing_ccn), "
+        "sum(ime), sum(dsh), sum(ucc) FROM claim").fetchall()
+con.sql("SELECT count(*), sum(allowed), sum(paid), sum(fee_reduction), count(hcpcs), count(pos), "
+        "count(rendering_tin), count(specialty), count(revenue_center), min(line_from) "
+        "FROM claim_line").fetchall()
+con.sql("SELECT count(*), count(dx) FROM claim_dx").fetchall()
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({{"seconds": secs, "peak_rss_gib": peak}}))
+"""
+
+
+def child(code: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--beneficiaries", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    a = ap.parse_args()
+    ws = a.out / f"bench-ws-{a.beneficiaries}"
+    prep = {}
+    if not (ws / "store.duckdb").exists():
+        from openlead.data.ingest import ingest
+        from openlead.data.synthetic import generate
+
+        t = time.perf_counter()
+        generate(a.out / f"bench-in-{a.beneficiaries}", a.beneficiaries, a.seed)
+        prep["generate_seconds"] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        ingest(a.out / f"bench-in-{a.beneficiaries}", ws)
+        prep["ingest_seconds"] = round(time.perf_counter() - t, 1)
+    scan = child(CHILD_SCAN.format(db=str(ws / "store.duckdb")))
+    bench = child(CHILD_BENCH.format(ws=str(ws)))
+    print(
+        json.dumps(
+            {
+                "beneficiaries": a.beneficiaries,
+                **prep,
+                "benchmark_seconds": round(bench["seconds"], 2),
+                "benchmark_peak_rss_gib": round(bench["peak_rss_gib"], 3),
+                "aligned_months": bench["aligned_months"],
+                "duckdb_bare_scan_seconds": round(scan["seconds"], 3),
+                "ratio_total_to_scan": round(bench["seconds"] / scan["seconds"], 1),
+                "target_ratio": "<= 5",
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
