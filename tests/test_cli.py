@@ -76,7 +76,12 @@ def test_stage_commands_on_a_generated_region(region_workspace: Path, tmp_path: 
 
     r = runner.invoke(app, ["settle", "--py", "2027", "--option", "global", "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
-    lines = json.loads((ws / "out" / "settlement-PY2027-global.json").read_text())["lines"]
+    doc = json.loads((ws / "out" / "settlement-PY2027-global.json").read_text())
+    lines = doc["lines"]
+    g = doc["financial_guarantee"]
+    assert g["base"] > 0 and g["amount"] == pytest.approx(0.04 * g["base"], rel=1e-12)  # guarantee.pct global
+    months = {row["month"] for row in doc["capitation_cashflow"]}
+    assert len(months) == 12
     final = next(x for x in lines if x["key"] == "final")["value"]
     parts = {x["key"]: x["value"] for x in lines}
     assert final == pytest.approx(parts["Sq"] + parts["TU"] - parts["Q"], abs=1e-6)

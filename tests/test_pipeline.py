@@ -126,3 +126,21 @@ def test_report_data_holds_no_identifiers(settled: SettleRun, params: Parameters
     ids = store.table("beneficiary").bene_id.execute().head(50).tolist()
     assert not any(i in text for i in ids)
     assert {r["name"] for r in data.parameters or []} >= {"quality.withhold", "benchmark.base_year_weights"}
+
+
+def test_projection_compares_options_capitation_choices_and_reach(
+    settled: SettleRun, params: Parameters
+) -> None:
+    from openlead.runner import run_project
+
+    pr = run_project(params, settled, paths=300, seed=3, sensitivity=False)
+    data = report_data(params, aco_name="Test ACO", settles=[settled], project_run=pr)
+    verdict = {r["option"] for r in data.verdict or []}
+    assert verdict == {"global", "professional", "mssp_enhanced", "mssp_basic_e"}
+    compared = {r["option"] for r in data.option_comparison or []}
+    assert {"reach_global", "global · PCC", "global · PCC + ePCC 5%"} <= compared
+    rows = {r["option"]: r for r in data.option_comparison or []}
+    # under a full true-up the enhanced PCC advance is recouped: the nominal ten-year net is unchanged
+    assert rows["global · PCC + ePCC 5%"]["mean"] == pytest.approx(rows["global · PCC"]["mean"], rel=1e-9)
+    years = sorted({r["year"] for r in data.projection or []})
+    assert years == list(range(2027, 2037))

@@ -259,10 +259,22 @@ def settle(
     console.print(settlement_table(sr.settlement, title=f"Settlement PY{py} ({option})"))
     net = net_view(tables, tree, sr)
     console.print(_frame_table(net, "Net to the ACO (ACO-funded costs outside Medicare spend)"))
+    cash = None
+    if sr.capitation is not None:
+        console.print(_frame_table(sr.capitation.by_mechanism(), "Capitation by mechanism (PY totals)"))
+        cash = sr.capitation.cashflow
+    console.print(
+        f"financial guarantee: {sr.guarantee:,.2f} (guarantee.pct[{option}] × base {sr.guarantee_base:,.2f})"
+    )
     out = _out(workspace)
     _write_json(
         out / f"settlement-PY{py}-{option}.json",
-        {"lines": sr.settlement.to_records(rounded=False), "net_to_aco": net.to_dict("records")},
+        {
+            "lines": sr.settlement.to_records(rounded=False),
+            "net_to_aco": net.to_dict("records"),
+            "capitation_cashflow": [] if cash is None else cash.to_dict("records"),
+            "financial_guarantee": {"amount": sr.guarantee, "base": sr.guarantee_base},
+        },
     )
     paths = build_report(
         report_data(tree, aco_name=workspace.name, settles=[sr]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from openlead.report.model import (
     parameter_records,
     settlement_records,
 )
-from openlead.settlement import Settlement, SettlementInputs, settle
+from openlead.settlement import Settlement, SettlementInputs, financial_guarantee, settle
 
 
 @dataclass
@@ -58,6 +58,8 @@ class SettleRun:
     capitation: CapitationResult | None
     settlement: Settlement
     cara: Any = None  # payments.cara.CaraResult when CARA episodes were reconciled (Global)
+    guarantee: float = 0.0  # financial guarantee the ACO must hold (SPEC §8.2)
+    guarantee_base: float = 0.0
 
 
 def _quality(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> QualityResult:
@@ -130,7 +132,25 @@ def run_settle(
         capitation_paid=kwargs.get("capitation_paid", 0.0),
     )
     s = settle(inputs, params, py, option)  # type: ignore[arg-type]
-    return SettleRun(bench, e, e_total, cells, q, cap, s, cara_result)
+    base = guarantee_base(tables, params, bench)
+    g = float(financial_guarantee(base, params, py, option))  # type: ignore[arg-type]
+    return SettleRun(bench, e, e_total, cells, q, cap, s, cara_result, g, base)
+
+
+def guarantee_base(tables: Mapping[str, ir.Table], params: Parameters, bench: BenchmarkRun) -> float:
+    """The guarantee base (guarantee.base = by_spec, SPEC §8.2): the aligned population's BY3 A/B spend in
+    PY1; the prior PY's spend of its aligned population after that."""
+    from openlead.periods import first_py
+
+    py = bench.py
+    if py == first_py(params):
+        by3 = bench.spend[bench.spend.year == bench.base_years[-1]]
+        return float(by3.spend_post.sum())
+    from openlead import alignment as al
+
+    prior = al.align(tables, params, py - 1, check_minimums=False)
+    e = performance_expenditure(tables, params, py - 1, prior.aligned_months).cells.execute()
+    return float(e.spend_post.sum())
 
 
 def _by3_months(tables: Mapping[str, ir.Table], params: Parameters, bench: BenchmarkRun) -> ir.Table:
@@ -153,6 +173,8 @@ class ProjectRun:
     waterfall: list[WaterfallStep] = field(default_factory=list)
     paths: int = 0
     seed: int = 0
+    capitation_variants: dict[str, Projection] = field(default_factory=dict)
+    reach: Projection | None = None
 
 
 def projection_inputs(params: Parameters, sr: SettleRun) -> ProjectionInputs:
@@ -189,17 +211,39 @@ def run_project(
     paths: int = 10_000,
     seed: int = 0,
     sensitivity: bool = True,
+    reach: bool = True,
 ) -> ProjectRun:
     inputs = projection_inputs(params, sr)
     proj = project(inputs, params, options=options, paths=paths, seed=seed)
     m = mssp_project(inputs, params, paths=paths, seed=seed) if mssp else None
     run = ProjectRun(inputs, proj, m, paths=paths, seed=seed)
+    small = max(200, min(paths, 2_000))
+    run.capitation_variants = {
+        name: project(replace(inputs, capitation=cap), params, options=options, paths=small, seed=seed)
+        for name, cap in capitation_choices(inputs, params).items()
+    }
+    if reach:
+        from openlead.mssp import reach_continuation
+
+        run.reach = reach_continuation(inputs, params, options=options, paths=paths, seed=seed)
     if sensitivity:
-        small = max(200, min(paths, 2_000))
         run.break_even = {o: break_even(inputs, params, o, paths=small, seed=seed) for o in options}
         run.tornado_base, run.tornado = tornado(inputs, params, options=options, paths=small, seed=seed)
         run.waterfall = waterfall(inputs, params, options=options, paths=small, seed=seed)
     return run
+
+
+def capitation_choices(inputs: ProjectionInputs, params: Parameters) -> dict[str, Capitation]:
+    """The capitation elections compared in the projection: PCC alone (mandatory for primary care) and PCC
+    with the largest enhanced PCC (capitation.epcc_max_pct), at the ACO's primary-care share of spend."""
+    from openlead.periods import first_py
+
+    share = inputs.capitation.primary_care_share
+    epcc = float(params.get("capitation.epcc_max_pct", first_py(params)))
+    return {
+        "PCC": Capitation(pcc=True, primary_care_share=share),
+        f"PCC + ePCC {epcc:.0%}": Capitation(pcc=True, primary_care_share=share, epcc_pct=epcc),
+    }
 
 
 def _projection_records(run: ProjectRun, params: Parameters) -> list[dict[str, Any]]:
@@ -245,22 +289,30 @@ def _option_rows(run: ProjectRun) -> tuple[list[dict[str, Any]], list[dict[str, 
         for t, tr in run.mssp.tracks.items():
             nets[f"mssp_{t}"] = (tr.net, tr.net_pv)
     years = list(run.projection.years)
-    for opt, (net, net_pv) in nets.items():
+    extra: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if run.reach is not None:
+        for o, r in run.reach.results.items():
+            extra[f"reach_{o}"] = (r.net, r.net_pv)
+    for name, proj in run.capitation_variants.items():
+        for o, r in proj.results.items():
+            extra[f"{o} · {name}"] = (r.net, r.net_pv)
+    for opt, (net, net_pv) in [*nets.items(), *extra.items()]:
         total = net.sum(axis=1)
         by_year = net.mean(axis=0)
         worst = int(np.argmin(by_year))
         be = run.break_even.get(opt)
-        verdict.append(
-            {
-                "option": opt,
-                "expected_net_10y": float(total.mean()),
-                "p_loss": float((total < 0).mean()),
-                "p5": float(np.percentile(total, 5)),
-                "p95": float(np.percentile(total, 95)),
-                "break_even": None,
-                "break_even_savings_gain": None if be is None else be.efficiency_gain,
-            }
-        )
+        if opt in nets:  # the verdict compares the options; variants go to the comparison table only
+            verdict.append(
+                {
+                    "option": opt,
+                    "expected_net_10y": float(total.mean()),
+                    "p_loss": float((total < 0).mean()),
+                    "p5": float(np.percentile(total, 5)),
+                    "p95": float(np.percentile(total, 95)),
+                    "break_even": None,
+                    "break_even_savings_gain": None if be is None else be.efficiency_gain,
+                }
+            )
         comparison.append(
             {
                 "option": opt,
@@ -416,11 +468,42 @@ def _ai_comparison(tables: Mapping[str, ir.Table], params: Parameters, py: int) 
     fn = getattr(ai, "compare_models", None)
     if fn is None:
         return None
-    # temporal hold-out on the latest years the store holds: fit (L-2 → L-1), test (L-1 → L)
-    claim = tables["claim"]
-    last = int(claim.thru_date.max().year().execute())
+    last = last_full_year(tables)
     cmp_ = fn(tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py)
     return cmp_.summary
+
+
+def last_full_year(tables: Mapping[str, ir.Table]) -> int:
+    """The latest calendar year with all twelve months of enrolment in the store (the hold-out target)."""
+    last = tables["bene_month"].month.max().execute()
+    return int(last.year) if int(last.month) == 12 else int(last.year) - 1
+
+
+def risk_comparison_records(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> dict[str, Any]:
+    """The AI-inferred vs HCC comparison in the report contract: models (R², MAE, share of PRs in band)
+    and predictive ratios by grouping."""
+    from openlead.risk import ai
+
+    # temporal hold-out on the latest years the store holds: fit (L-2 → L-1), test (L-1 → L)
+    last = last_full_year(tables)
+    cmp_ = ai.compare_models(
+        tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py
+    )
+    models = [
+        {
+            "model": r.model,
+            "r2": float(r.r2),
+            "mae": float(r.mae),
+            "share_in_band": float(r.share_in_band),
+            "n": int(r.n),
+        }
+        for r in cmp_.summary.itertuples()
+    ]
+    ratios = [
+        {"model": r.model, "group": f"{r.grouping}: {r.group}", "ratio": float(r.pr), "n": int(r.n)}
+        for r in cmp_.ratios.itertuples()
+    ]
+    return {"models": models, "ratios": ratios}
 
 
 def export_risk_scores(tables: Mapping[str, ir.Table], params: Parameters, py: int, path: Path) -> Path:
@@ -496,6 +579,7 @@ def full_run(
     seed: int = 0,
     console: Any = None,
     screenshot: bool = True,
+    risk_compare: bool = True,
 ) -> dict[str, Any]:
     """PY1 benchmark → settlement for each LEAD option → projection (+ MSSP) → report. Returns paths."""
     import json
@@ -529,12 +613,18 @@ def full_run(
     con.print(settlement_table(*(s.settlement for s in settles), title=f"Settlement PY{py}"))
     with con.status(f"projecting {paths:,} paths × 10 years"):
         pr = run_project(params, settles[0], options=lead, mssp="mssp" in options, paths=paths, seed=seed)
+    rc = None
+    if risk_compare:
+        with con.status("AI-inferred vs HCC risk model (temporal hold-out)"):
+            rc = risk_comparison_records(tables, params, py)
+        con.print(_models_table(rc["models"]))
     data = report_data(
         params,
         aco_name=workspace.name,
         settles=settles,
         project_run=pr,
         inputs_summary=inputs_summary(tables, settles[0]),
+        risk_comparison=rc,
     )
     out = workspace / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -565,3 +655,16 @@ def full_run(
     }
     (out / "outputs.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _models_table(models: Sequence[Mapping[str, Any]]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="Risk models on the hold-out year (relative accuracy)")
+    for c in ("model", "R²", "MAE", "PRs in band", "n"):
+        t.add_column(c, justify="left" if c == "model" else "right")
+    for m in models:
+        t.add_row(
+            str(m["model"]), f"{m['r2']:.4f}", f"{m['mae']:,.2f}", f"{m['share_in_band']:.1%}", f"{m['n']:,}"
+        )
+    return t

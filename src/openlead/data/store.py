@@ -123,6 +123,15 @@ class Store:
         return self.con.read_parquet(path.as_posix(), table_name=name)
 
     def close(self) -> None:
+        # Stage intermediates cached with ``Table.cache()`` are temp tables that die with the connection;
+        # detach ibis's finalizers so they do not try to drop them after the connection is closed.
+        for con in {id(self.con): self.con, id(self._duck): self._duck}.values():
+            entries = getattr(con, "_cache_name_to_entry", None)
+            if entries:
+                for entry in list(entries.values()):
+                    entry.finalizer.detach()
+                entries.clear()
+                getattr(con, "_cache_op_to_entry", {}).clear()
         self._duck.disconnect()
 
     # -- spark -------------------------------------------------------------------------
