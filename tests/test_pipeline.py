@@ -144,3 +144,22 @@ def test_projection_compares_options_capitation_choices_and_reach(
     assert rows["global · PCC + ePCC 5%"]["mean"] == pytest.approx(rows["global · PCC"]["mean"], rel=1e-9)
     years = sorted({r["year"] for r in data.projection or []})
     assert years == list(range(2027, 2037))
+
+
+def test_ai_inferred_scores_blend_into_the_payment_score(store: Store, tmp_path: Path) -> None:
+    """With risk.ai_weight = 1/3 in the PY (as in PY2029), A&D cells blend the AI-inferred score with the
+    HCC score, PY and reference alike (SPEC §6.3); ESRD and HN keep their models (risk.ai_categories)."""
+    ov = tmp_path / "ai.yaml"
+    ov.write_text("risk.ai_weight: {2027: 0.3333333333333333}\n")
+    params = load_parameters([ov])
+    r = run_benchmark(store.tables(), params, PY, "global")
+    for c in r.cells:
+        assert c.risk is not None
+        if c.category == "ad":
+            assert c.risk.alpha == pytest.approx(1 / 3)
+            assert c.risk.ai_norm is not None and c.risk.hcc_norm is not None
+            blended = (2 / 3) * float(c.risk.hcc_norm) + (1 / 3) * float(c.risk.ai_norm)
+            assert float(c.risk.rs_norm) == pytest.approx(blended, rel=1e-12)
+        else:
+            assert c.risk.alpha == 0.0
+    assert any("AI scores" in n for n in r.notes)

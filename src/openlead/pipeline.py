@@ -44,7 +44,7 @@ from openlead.expenditure import Expenditure, expenditure, performance_expenditu
 from openlead.parameters import Parameters
 from openlead.periods import base_years, check_py, first_py
 from openlead.risk.cells import CellRisk, cell_risk
-from openlead.risk.payment import payment_risk
+from openlead.risk.payment import ai_weight, payment_risk
 
 DECISIONS = (
     "BTI (trend to BY3) = Π (1 + s·g_n + (1 − s)·g_r) over the years after the base year (SPEC §5.1, §5.3)",
@@ -198,9 +198,11 @@ def run_benchmark(
     risk_rows: list[pd.DataFrame] = []
     exps: dict[int, Expenditure] = {}
     risks: dict[int, CellRisk] = {}
+    by_months: dict[int, ir.Table] = {}
     for y in bys:
         say(f"base year {y}: alignment, spend, risk")
         am = al.base_year_aligned_months(tables, params, py, y, tins=res.tins, voluntary_cohort=vc).cache()
+        by_months[y] = am
         exps[y] = expenditure(tables, params, py, y, am)
         spend_rows.append(_frame(exps[y].cells))
         risks[y] = cell_risk(tables, params, py, y, am)
@@ -210,6 +212,7 @@ def run_benchmark(
     risk_rows.append(_risk_frame(risks[py], py))
     spend = pd.concat(spend_rows, ignore_index=True)
     risk = pd.concat(risk_rows, ignore_index=True)
+    ai_scores = _ai_scores(tables, params, py, bys[-1], res.aligned_months, by_months[bys[-1]], say, notes)
 
     ns, rs = _series(tables)
     by3 = bys[-1]
@@ -276,12 +279,21 @@ def run_benchmark(
         demo_ratio = demo_py / demo_ref if demo_py and demo_ref else 1.0
         months_py = by_value(cell_months, k, a, py, "months")
         months_ref = by_value(risk, k, a, by3, "months")
+        ai_py = ai_ref = None
+        if ai_scores is not None and ai_weight(params, py, k) > 0:
+            ai_py = by_value(ai_scores, k, a, py, "ai_norm")
+            ai_ref = by_value(ai_scores, k, a, by3, "ai_norm")
+            if ai_py is None or ai_ref is None:
+                ai_py = by_value(ai_scores, k, "claims", py, "ai_norm")
+                ai_ref = by_value(ai_scores, k, "claims", by3, "ai_norm")
         rstep = payment_risk(
             params,
             py,
             k,
             rs_py,
             rs_ref,
+            ai_norm_py=ai_py,
+            ai_norm_ref=ai_ref,
             demo_ratio=demo_ratio,
             cif=_value(ns, py, k, "cif", "national_series"),
             py_months=months_py,
@@ -362,6 +374,38 @@ def run_benchmark(
         expenditures=exps,
         risks=risks,
     )
+
+
+def _ai_scores(
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    by3: int,
+    py_months: ir.Table,
+    by3_months: ir.Table,
+    say: Any,
+    notes: list[str],
+) -> pd.DataFrame | None:
+    """AI-inferred relative scores per cell for the PY and BY3 when risk.ai_weight > 0 this PY (SPEC §6.3):
+    the model is trained and calibrated on BY3 (diagnoses of BY3 − 1 → BY3 spend, so NF = 1 there) and
+    scores both years with prior-year claims; the blend, cap and CIF then apply as for HCC scores."""
+    if all(ai_weight(params, py, k) <= 0 for k in ("ad", "esrd", "hn")):
+        return None
+    from openlead.risk.ai import model_frame, train
+    from openlead.risk.cells import ai_cell_scores
+
+    say(f"AI-inferred risk model (trained on {by3 - 1} → {by3})")
+    model = train(model_frame(tables, params, diagnosis_year=by3 - 1, py=py), params=params, py=py)
+    frames = []
+    for year, am in ((by3, by3_months), (py, py_months)):
+        df = ai_cell_scores(tables, params, py, year, am, model).execute()
+        df.insert(0, "year", year)
+        frames.append(df)
+    notes.append(
+        f"AI scores: LightGBM trained on {by3 - 1} → {by3} (calibration year, NF = 1); "
+        f"PY{py} scored with NF = 1 until a national reference population is supplied"
+    )
+    return pd.concat(frames, ignore_index=True)
 
 
 def _relabel(cb: CellBenchmark, alignment: str) -> CellBenchmark:

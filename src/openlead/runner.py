@@ -437,24 +437,35 @@ def risk_summary(
     """Per rate cell: raw and normalised scores for the PY and its base years (PY alignment cohort), and the
     AI-inferred vs HCC comparison when the AI model is available."""
     from openlead import alignment as al
+    from openlead.errors import RuleError
     from openlead.periods import base_years
     from openlead.risk.cells import cell_risk
 
     say = progress or (lambda _m: None)
-    say("aligning")
-    res = al.align(tables, params, py, check_minimums=False)
-    am = res.aligned_months.cache()
-    rows = []
-    for y in [*base_years(params, py), py]:
-        say(f"scoring {y}")
-        df = cell_risk(tables, params, py, y, am).cells.execute()
-        df.insert(0, "year", y)
-        rows.append(df)
     notes = [
         "ESRD cells: CMS-HCC ESRD model (dialysis); HN cells: V28 prospective until the HN concurrent "
         "model is wired in",
         f"risk.ai_weight for PY{py}: {params.get('risk.ai_weight', py):.6f}",
     ]
+    rows = []
+    say("aligning")
+    cohorts: list[tuple[int, ir.Table]] = []
+    try:
+        res = al.align(tables, params, py, check_minimums=False)
+        am = res.aligned_months.cache()
+        cohorts = [(y, am) for y in [*base_years(params, py), py]]
+    except RuleError:
+        notes.append(f"no PY{py} alignment in the store (no enrolment for {py}): base-year cohorts shown")
+        tins = al.participant_tins(tables, dt.date(py, 1, 1))
+        cohorts = [
+            (y, al.base_year_aligned_months(tables, params, py, y, tins=tins).cache())
+            for y in base_years(params, py)
+        ]
+    for y, months in cohorts:
+        say(f"scoring {y}")
+        df = cell_risk(tables, params, py, y, months).cells.execute()
+        df.insert(0, "year", y)
+        rows.append(df)
     comparison = None
     if compare:
         say("training and evaluating the AI-inferred model")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -118,3 +119,28 @@ def cell_risk(
         ),
     ).order_by(["category", "alignment_type"])
     return CellRisk(year, out, s, dq)
+
+
+def ai_cell_scores(
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    year: int,
+    aligned_months: ir.Table,
+    model: Any,
+) -> ir.Table:
+    """Month-weighted mean AI-inferred relative score per rate cell in ``year`` (prior-year claims in, the
+    model of :mod:`openlead.risk.ai` out): category, alignment_type, months, ai_norm. The scores are relative
+    to the calibration population's weighted mean actual spend (NF = 1 in the calibration year)."""
+    from openlead.risk.ai import score_ai
+
+    pop = aligned_months.select("bene_id").distinct()
+    scores = score_ai(model, tables, params, diagnosis_year=year - 1, py=py, population=pop)
+    st = ibis.memtable(scores[["bene_id", "ai_raw"]])
+    am = aligned_months.left_join(st, "bene_id")
+    missing = int(am.filter(am.ai_raw.isnull()).count().execute())
+    if missing:
+        raise InputError(
+            f"{missing} aligned beneficiary-months in {year} have no AI score", file="beneficiary"
+        )
+    return am.group_by(["category", "alignment_type"]).aggregate(months=am.count(), ai_norm=am.ai_raw.mean())
