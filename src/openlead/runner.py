@@ -77,6 +77,7 @@ def run_settle(
     *,
     with_capitation: bool = True,
     tcc_as_pcc: bool = False,
+    reuse: SettleRun | None = None,
 ) -> SettleRun:
     """The settlement of ``bench``'s PY and option, with every line (SPEC §8.3).
 
@@ -88,12 +89,16 @@ def run_settle(
         election = pt.capitation_election
         pt = pt.mutate(capitation_election=ibis.ifelse(election == "TCC", "PCC", election))
         tables = {**tables, "participant_tin": pt}
-    e = performance_expenditure(tables, params, py, bench.alignment.aligned_months)
-    cells = e.cells.execute()
-    if cells.empty or float(cells.months.sum()) <= 0:
-        raise InputError(f"no PY{py} claims for the aligned months: settlement needs PY claims")
-    e_total = float(cells.spend_post.sum())
-    q = _quality(tables, params, py)
+    if reuse is not None and reuse.bench.py == py:
+        # E, quality and the guarantee base do not depend on the option: reuse another option's run
+        e, cells, e_total, q = reuse.expenditure, reuse.e_cells, reuse.e_total, reuse.quality
+    else:
+        e = performance_expenditure(tables, params, py, bench.alignment.aligned_months)
+        cells = e.cells.execute()
+        if cells.empty or float(cells.months.sum()) <= 0:
+            raise InputError(f"no PY{py} claims for the aligned months: settlement needs PY claims")
+        e_total = float(cells.spend_post.sum())
+        q = _quality(tables, params, py)
     cap: CapitationResult | None = None
     kwargs: dict[str, float] = {}
     if with_capitation:
@@ -132,7 +137,11 @@ def run_settle(
         capitation_paid=kwargs.get("capitation_paid", 0.0),
     )
     s = settle(inputs, params, py, option)  # type: ignore[arg-type]
-    base = guarantee_base(tables, params, bench)
+    base = (
+        reuse.guarantee_base
+        if reuse is not None and reuse.bench.py == py
+        else guarantee_base(tables, params, bench)
+    )
     g = float(financial_guarantee(base, params, py, option))  # type: ignore[arg-type]
     return SettleRun(bench, e, e_total, cells, q, cap, s, cara_result, g, base)
 
@@ -616,11 +625,14 @@ def full_run(
             title="Rate cells: history, regional rate, standardised rate, B0 PBPM",
         )
     )
-    settles = []
+    settles: list[SettleRun] = []
     with con.status("settling") as st:
         for o in lead:
             st.update(f"settling PY{py} {o}")
-            settles.append(run_settle(tables, params, for_option(base, params, o), tcc_as_pcc=True))
+            prev = settles[0] if settles else None
+            settles.append(
+                run_settle(tables, params, for_option(base, params, o), tcc_as_pcc=True, reuse=prev)
+            )
     con.print(settlement_table(*(s.settlement for s in settles), title=f"Settlement PY{py}"))
     with con.status(f"projecting {paths:,} paths × 10 years"):
         pr = run_project(params, settles[0], options=lead, mssp="mssp" in options, paths=paths, seed=seed)

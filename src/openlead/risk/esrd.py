@@ -242,9 +242,12 @@ def score_esrd(
     adj_keys = adj_keys.select("bene_id", key=("ActAdj_" + adj_keys.dur).lower())
     adj = adj_keys.join(coef, adj_keys.key == coef.term).select("bene_id", act_adj=coef.value)
     hagg = hccs.group_by("bene_id").aggregate(
-        hcc_count=_.count(), hcc_list=_.cc.collect(order_by=_.cc.cast("int64"))
+        hcc_count=_.count(),
+        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
     )
-    hagg = hagg.select("bene_id", "hcc_count", hccs=hagg.hcc_list.join(","))
+    hagg = hagg.select(
+        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
+    )
     dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")
     base = d_all.select("bene_id", "reason").union(
         dx_only.select("bene_id", reason=ibis.literal("no_demographics")), distinct=False

@@ -285,9 +285,12 @@ def score_hcc(
         **{f"score_{c}": valued.value.sum(where=valued.component == c) for c in COMPONENTS}
     )
     hagg = hccs.group_by("bene_id").aggregate(
-        hcc_count=_.count(), hcc_list=_.cc.collect(order_by=_.cc.cast("int64"))
+        hcc_count=_.count(),
+        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
     )
-    hagg = hagg.select("bene_id", "hcc_count", hccs=hagg.hcc_list.join(","))
+    hagg = hagg.select(
+        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
+    )
 
     # every beneficiary of either input gets a row
     dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")

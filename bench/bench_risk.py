@@ -1,0 +1,321 @@
+"""Risk benchmark (issue: risk scoring), measured side by side in one run.
+
+1. CMS-HCC V28 scoring throughput of OpenLEAD's set-based scorer (``score_hcc`` over a demographics table and
+   a diagnoses table, DuckDB backend, materialised into a DuckDB table) at N beneficiaries, against hccinfhir
+   0.4.0 (``calculate_raf`` called once per beneficiary, as the test oracle does) on the first
+   ``--hccinfhir-sample`` of the same beneficiaries. The ratio is per core: (ours/s ÷ DuckDB threads) ÷
+   (hccinfhir/s, single-threaded); target ≥ 50×.
+2. Peak memory (RSS) of the scorer's process at N.
+3. AI-inferred risk (``model_frame`` + ``train``, then ``score_ai``) on a generated region of
+   ``--ai-beneficiaries`` (cached workspace bench/out/bench-ws-<N>, as bench/bench_benchmark.py makes it).
+
+The population is the one tests/test_hcc.py builds (same demographic mix; Poisson(4) diagnoses per
+beneficiary drawn from the V28 dx→CC codes ×8, the age/sex-edit codes, the multi-CC edit codes and invalid
+codes), drawn with numpy vectorised instead of a per-beneficiary loop so 1M beneficiaries build quickly. It is
+written once to parquet under bench/out/risk-inputs-<N>-<seed>; both scorers read the same files.
+
+Each measurement runs in its own child process so its peak RSS is its own; the time is measured inside the
+child around the core operation only (imports, input loading and interpreter start-up excluded). The child
+prints its numbers as its last line (JSON).
+
+Usage: python bench/bench_risk.py [--beneficiaries 1000000] [--hccinfhir-sample 20000]
+                                  [--ai-beneficiaries 100000] [--threads 2] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+YEAR = 2026  # CMS-HCC table year (as tests/test_hcc.py)
+MODEL = "CMS-HCC Model V28"
+AGREE_TOL = 1e-6
+
+CHILD_OURS = """
+import json, resource, time
+import ibis, psutil
+from openlead.risk.hcc import score_hcc
+con = ibis.duckdb.connect()
+con.raw_sql("SET threads = {threads}")
+con.raw_sql("CREATE TABLE demo AS SELECT * FROM read_parquet({demo!r})")
+con.raw_sql("CREATE TABLE dx AS SELECT * FROM read_parquet({dx!r})")
+threads = int(con.sql("SELECT current_setting('threads') AS t").execute().t[0])
+rss_before = psutil.Process().memory_info().rss / 1024**3
+t = time.perf_counter()
+con.create_table("scores", score_hcc(con, con.table("demo"), con.table("dx"), year={year}))
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+n, flagged, total = con.raw_sql("SELECT count(*), count(dq_flag), sum(score) FROM scores").fetchone()
+con.raw_sql("COPY (SELECT bene_id, score FROM scores WHERE bene_id < {first_out!r}) TO {sample_out!r} "
+            "(FORMAT parquet)")
+print(json.dumps({{"seconds": secs, "threads": threads, "rows": n, "flagged": flagged, "score_sum": total,
+                  "rss_before_gib": rss_before, "peak_rss_gib": peak}}))
+"""
+
+CHILD_HCCINFHIR = """
+import json, resource, time
+import pandas as pd
+from hccinfhir.model_calculate import calculate_raf
+demo = pd.read_parquet({demo!r}).head({sample})
+dx = pd.read_parquet({dx!r})
+dx = dx[dx.bene_id.isin(set(demo.bene_id))]
+dx_by = dx.groupby("bene_id").dx.apply(list).to_dict()
+calls = [(dx_by.get(r.bene_id, []), dict(age=int(r.age), sex=r.sex, dual_elgbl_cd=r.dual_status_code,
+          orec=r.orec, new_enrollee=bool(r.new_enrollee), lti=bool(r.lti))) for r in demo.itertuples()]
+t = time.perf_counter()
+scores = [calculate_raf(codes, {model!r}, **kw).risk_score for codes, kw in calls]
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+pd.DataFrame({{"bene_id": demo.bene_id.to_numpy(), "score": scores}}).to_parquet({sample_out!r})
+print(json.dumps({{"seconds": secs, "rows": len(scores), "peak_rss_gib": peak}}))
+"""
+
+CHILD_PREP_REGION = """
+import json, resource, time
+from pathlib import Path
+from openlead.data.ingest import ingest
+from openlead.data.synthetic import generate
+t = time.perf_counter()
+generate(Path({inp!r}), {n}, {seed})
+gen = time.perf_counter() - t
+t = time.perf_counter()
+ingest(Path({inp!r}), Path({ws!r}))
+ing = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({{"generate_seconds": gen, "ingest_seconds": ing, "peak_rss_gib": peak}}))
+"""
+
+CHILD_AI_TRAIN = """
+import json, resource, time
+from openlead.data.store import Store
+from openlead.parameters import load_parameters
+from openlead.risk import ai
+tables = Store({ws!r}).tables(); p = load_parameters()
+t = time.perf_counter()
+frame = ai.model_frame(tables, p, diagnosis_year={year})
+t1 = time.perf_counter()
+model = ai.train(frame, params=p)
+t2 = time.perf_counter()
+model.save({model_dir!r})
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({{"frame_seconds": t1 - t, "train_seconds": t2 - t1, "rows": frame.n,
+                  "features": frame.X.shape[1], "r2_calibration": model.manifest["metrics_calibration"]["r2"],
+                  "peak_rss_gib": peak}}))
+"""
+
+CHILD_AI_SCORE = """
+import json, resource, time
+from openlead.data.store import Store
+from openlead.parameters import load_parameters
+from openlead.risk import ai
+tables = Store({ws!r}).tables(); p = load_parameters()
+model = ai.AiRiskModel.load({model_dir!r})
+t = time.perf_counter()
+df = ai.score_ai(model, tables, p, diagnosis_year={year})
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({{"seconds": secs, "rows": len(df), "mean_ai_raw": float(df.ai_raw.mean()),
+                  "peak_rss_gib": peak}}))
+"""
+
+
+def child(code: str) -> tuple[dict[str, Any], float]:
+    """Run ``code`` in a fresh Python; return its last stdout line (JSON) and the child's wall seconds."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"child failed (exit {out.returncode})")
+    return json.loads(out.stdout.strip().splitlines()[-1]), wall
+
+
+def build_population(n: int, seed: int, folder: Path) -> tuple[Path, Path, int]:
+    """Demographics and diagnoses as tests/test_hcc.py builds them (vectorised), written to parquet once."""
+    import numpy as np
+    import pandas as pd
+
+    from openlead.risk import tables as T
+
+    demo_p, dx_p = folder / "demographics.parquet", folder / "diagnoses.parquet"
+    if demo_p.exists() and dx_p.exists():
+        import pyarrow.parquet as pq
+
+        return demo_p, dx_p, int(pq.ParquetFile(dx_p).metadata.num_rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_aged, n_dis = int(n * 0.8), int(n * 0.14)
+    ages = np.concatenate(
+        [rng.integers(65, 101, n_aged), rng.integers(18, 65, n_dis), rng.integers(0, 18, n - n_aged - n_dis)]
+    )
+    rng.shuffle(ages)
+    ids = pd.Series(np.arange(n)).astype(str).str.zfill(7).radd("B").to_numpy()
+    demo = pd.DataFrame(
+        {
+            "bene_id": ids,
+            "age": ages,
+            "sex": rng.choice(["M", "F"], n),
+            "orec": rng.choice(["0", "1", "2", "3"], n, p=[0.7, 0.22, 0.04, 0.04]),
+            "dual_status_code": rng.choice(["00", "01", "02", "03", "04", "05", "06", "08", "09"], n),
+            "lti": rng.random(n) < 0.08,
+            "new_enrollee": rng.random(n) < 0.08,
+        }
+    )
+    m = T.dx_to_cc(T.V28, YEAR)
+    edits = T.dx_edits(T.V28, YEAR)
+    multi = m.groupby("dx").cc.nunique()
+    codes = m.dx.unique()
+    edit_codes = edits.dx.to_numpy()
+    multi_edit = np.array(sorted(set(edits.dx) & set(multi[multi > 1].index)))
+    invalid = np.array(["ZZZ999", "E11.9X", "1234", "R69", "Z00.00"])
+    # the test's pool: the V28 codes 8 times, then edit codes, multi-CC edit codes, invalid codes
+    pools = [codes, edit_codes, multi_edit, invalid]
+    k = rng.poisson(4, n)
+    total = int(k.sum())
+    which = rng.integers(0, 11, total)
+    pool_of = np.minimum(np.maximum(which - 7, 0), 3)  # 0..7 -> codes, 8 -> edit, 9 -> multi, 10 -> invalid
+    dx = np.empty(total, dtype=object)
+    for j, src in enumerate(pools):  # four source pools, not beneficiaries
+        sel = pool_of == j
+        dx[sel] = np.asarray(src, dtype=object)[rng.integers(0, len(src), int(sel.sum()))]
+    diag = pd.DataFrame({"bene_id": np.repeat(ids, k), "dx": dx.astype(str)})
+    demo.to_parquet(demo_p, index=False)
+    diag.to_parquet(dx_p, index=False)
+    return demo_p, dx_p, total
+
+
+def agreement(ours: Path, theirs: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    a = pd.read_parquet(ours).set_index("bene_id").score
+    b = pd.read_parquet(theirs).set_index("bene_id").score
+    j = pd.concat([a.rename("ours"), b.rename("hccinfhir")], axis=1, join="inner")
+    same = int(((j.ours - j.hccinfhir).abs() <= AGREE_TOL).sum())
+    return {"compared": len(j), "equal_within_1e-6": same, "share_equal": round(same / max(len(j), 1), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--beneficiaries", type=int, default=1_000_000)
+    ap.add_argument("--hccinfhir-sample", type=int, default=20_000)
+    ap.add_argument("--ai-beneficiaries", type=int, default=100_000)
+    ap.add_argument("--ai-diagnosis-year", type=int, default=2024, help="train on it, score the next year")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=20260)
+    ap.add_argument("--region-seed", type=int, default=1)
+    ap.add_argument("--skip-ai", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    a = ap.parse_args()
+    n, sample = a.beneficiaries, min(a.hccinfhir_sample, a.beneficiaries)
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    # ---- 1 + 2: HCC scoring ----------------------------------------------------------------------------
+    t = time.perf_counter()
+    folder = a.out / f"risk-inputs-{n}-{a.seed}"
+    demo_p, dx_p, n_dx = build_population(n, a.seed, folder)
+    build_s = time.perf_counter() - t
+    first_out = f"B{sample:07d}"  # ids are zero-padded: the first `sample` beneficiaries sort below it
+    ours, ours_wall = child(
+        CHILD_OURS.format(
+            threads=a.threads,
+            demo=str(demo_p),
+            dx=str(dx_p),
+            year=YEAR,
+            first_out=first_out,
+            sample_out=str(folder / "sample_ours.parquet"),
+        )
+    )
+    theirs, theirs_wall = child(
+        CHILD_HCCINFHIR.format(
+            demo=str(demo_p),
+            dx=str(dx_p),
+            sample=sample,
+            model=MODEL,
+            sample_out=str(folder / "sample_hccinfhir.parquet"),
+        )
+    )
+    ours_rate = ours["rows"] / ours["seconds"]
+    theirs_rate = theirs["rows"] / theirs["seconds"]
+    ratio = (ours_rate / ours["threads"]) / theirs_rate
+    result: dict[str, Any] = {
+        "hcc": {
+            "model": "V28",
+            "table_year": YEAR,
+            "beneficiaries": n,
+            "diagnosis_rows": n_dx,
+            "inputs_build_seconds": round(build_s, 1),
+            "openlead_seconds": round(ours["seconds"], 3),
+            "openlead_beneficiaries_per_s": round(ours_rate),
+            "openlead_duckdb_threads": ours["threads"],
+            "openlead_rows_flagged": ours["flagged"],
+            "openlead_peak_rss_gib": round(ours["peak_rss_gib"], 3),
+            "openlead_rss_before_scoring_gib": round(ours["rss_before_gib"], 3),
+            "hccinfhir_version": "0.4.0",
+            "hccinfhir_sample": theirs["rows"],
+            "hccinfhir_seconds": round(theirs["seconds"], 3),
+            "hccinfhir_beneficiaries_per_s": round(theirs_rate),
+            "hccinfhir_threads": 1,
+            "hccinfhir_peak_rss_gib": round(theirs["peak_rss_gib"], 3),
+            "ratio_per_core": round(ratio, 1),
+            "agreement_on_sample": {
+                **agreement(folder / "sample_ours.parquet", folder / "sample_hccinfhir.parquet"),
+                "note": "differences are the documented CMS_DEVIATIONS classes (tests/test_hcc.py)",
+            },
+            "child_wall_seconds": {"openlead": round(ours_wall, 1), "hccinfhir": round(theirs_wall, 1)},
+        }
+    }
+
+    # ---- 3: AI-inferred risk ----------------------------------------------------------------------------
+    if not a.skip_ai:
+        na = a.ai_beneficiaries
+        ws = a.out / f"bench-ws-{na}"
+        ai: dict[str, Any] = {"beneficiaries": na, "workspace_cached": (ws / "store.duckdb").exists()}
+        if not ai["workspace_cached"]:
+            prep, _ = child(
+                CHILD_PREP_REGION.format(
+                    inp=str(a.out / f"bench-in-{na}"), ws=str(ws), n=na, seed=a.region_seed
+                )
+            )
+            ai["generate_seconds"] = round(prep["generate_seconds"], 1)
+            ai["ingest_seconds"] = round(prep["ingest_seconds"], 1)
+            ai["generate_ingest_peak_rss_gib"] = round(prep["peak_rss_gib"], 3)
+        model_dir = a.out / f"bench-ai-model-{na}"
+        tr, tr_wall = child(
+            CHILD_AI_TRAIN.format(ws=str(ws), year=a.ai_diagnosis_year, model_dir=str(model_dir))
+        )
+        sc, sc_wall = child(
+            CHILD_AI_SCORE.format(ws=str(ws), year=a.ai_diagnosis_year + 1, model_dir=str(model_dir))
+        )
+        ai.update(
+            {
+                "train_diagnosis_year": a.ai_diagnosis_year,
+                "train_rows": tr["rows"],
+                "features": tr["features"],
+                "model_frame_seconds": round(tr["frame_seconds"], 2),
+                "train_seconds": round(tr["train_seconds"], 2),
+                "train_total_seconds": round(tr["frame_seconds"] + tr["train_seconds"], 2),
+                "train_peak_rss_gib": round(tr["peak_rss_gib"], 3),
+                "r2_calibration": round(tr["r2_calibration"], 4),
+                "score_diagnosis_year": a.ai_diagnosis_year + 1,
+                "score_rows": sc["rows"],
+                "score_seconds": round(sc["seconds"], 2),
+                "score_beneficiaries_per_s": round(sc["rows"] / sc["seconds"]),
+                "score_peak_rss_gib": round(sc["peak_rss_gib"], 3),
+                "child_wall_seconds": {"train": round(tr_wall, 1), "score": round(sc_wall, 1)},
+            }
+        )
+        result["ai"] = ai
+
+    result["targets"] = {"hcc_ratio_per_core": ">= 50"}
+    result["target_met"] = {"hcc_ratio_per_core": ratio >= 50}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
