@@ -226,3 +226,51 @@ def test_missing_ime_on_final_inpatient_claim_is_an_input_error() -> None:
     claim, line, dx = _tables(case)
     fa = final_action(claim.mutate(ime=ibis.null("float64")), line, dx)
     assert int(fa.claim.count().execute()) == 0
+
+
+def test_all_cases_together_match_each_case_alone() -> None:
+    # every case under its own beneficiary, in one input: one-version sets (projected) and multi-version sets
+    # (windows) are resolved side by side and must give what each case gives alone; with and without cache
+    claims, lines, dxs = [], [], []
+    for i, case in enumerate(CASES):
+        c, ln, dx = (t.execute() for t in _tables(case))
+        sfx = f"-{i}"
+        c["bene_id"] = BENE[:-2] + f"{i:02d}"
+        for df in (c, ln, dx):
+            df["claim_id"] = df["claim_id"] + sfx
+        claims.append(c)
+        lines.append(ln)
+        dxs.append(dx)
+
+    def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
+        return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+
+    # a re-delivered line (identical rows) and two codes for one diagnosis sequence: one row each survives
+    lines.append(lines[0].copy())
+    dup_dx = dxs[0].copy()
+    dup_dx["dx"] = "A001"
+    dxs.append(dup_dx)
+    for cache in (True, False):
+        fa = final_action(mem(claims, "claim"), mem(lines, "claim_line"), mem(dxs, "claim_dx"), cache=cache)
+        claim = fa.claim.execute()
+        assert claim.claim_id.is_unique
+        got = dict(zip(claim.claim_id, claim.paid, strict=True))
+        want = {f"{cid}-{i}": paid for i, case in enumerate(CASES) for cid, paid in case["final"].items()}
+        assert got == pytest.approx(want)
+        exc = fa.exceptions.execute()
+        got_exc = sorted(
+            (r.reason, r.final_claim_id, r.final_paid, r.sum_of_versions_paid) for r in exc.itertuples()
+        )
+        want_exc = sorted(
+            (reason, f"{cid}-{i}", fp, sp)
+            for i, case in enumerate(CASES)
+            for reason, cid, fp, sp in case["exceptions"]
+        )
+        assert got_exc == want_exc
+        line = fa.claim_line.execute()
+        assert not line.duplicated(["claim_id", "line_num"]).any()
+        dx = fa.claim_dx.execute()
+        assert not dx.duplicated(["claim_id", "dx_seq"]).any()
+        # the smallest code of a (claim id, sequence) is kept, as before
+        assert set(dx[dx.claim_id == "A1-0"].dx) == {"A001"}
+        fa.release()

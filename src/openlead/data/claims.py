@@ -24,7 +24,7 @@ Only ibis expressions (windows, joins, unions): the same code runs on DuckDB and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import ibis
@@ -73,6 +73,31 @@ def _first(t: ir.Table, keys: Sequence[str], order: Sequence[ir.Value]) -> ir.Ta
     return t.mutate(_rn0=ibis.row_number().over(w)).filter(ibis._._rn0 == 0).drop("_rn0")
 
 
+Keep = Callable[[ir.Table], ir.Table]
+
+
+def _split(t: ir.Table, keys: Sequence[str], keep: Keep) -> tuple[ir.Table, ir.Table]:
+    """``(rows whose key occurs more than once, rows whose key occurs once)``.
+
+    A cheap count per key (hash aggregate) lets the window functions run on the few keys with several rows
+    only; the small table of those keys is what ``keep`` materialises, so ``t`` itself is never copied.
+    Keys compare with ``IS NOT DISTINCT FROM``, so a NULL key part groups like a window partition.
+    """
+    n = t.group_by([t[k] for k in keys]).aggregate(_nkey=ibis._.count())
+    many = keep(n.filter(n._nkey > 1).drop("_nkey"))
+    many_rows = t.semi_join(many, [t[k].identical_to(many[k]) for k in keys])
+    one_rows = t.anti_join(many, [t[k].identical_to(many[k]) for k in keys])
+    return many_rows, one_rows
+
+
+def _first_split(
+    t: ir.Table, keys: Sequence[str], order: Callable[[ir.Table], list[ir.Value]], keep: Keep
+) -> ir.Table:
+    """:func:`_first` with the window only over keys that have several rows (the rest are their own first)."""
+    many, one = _split(t, keys, keep)
+    return _first(many, keys, order(many)).union(one)
+
+
 def _resolve(t: ir.Table, keys: Sequence[str], amount: str) -> ir.Table:
     """Per related set (``keys``): rank, final flag, void flag, version count, ties, signed sum."""
     order = ibis.window(
@@ -93,6 +118,34 @@ def _resolve(t: ir.Table, keys: Sequence[str], amount: str) -> ir.Table:
         _final=t._rank == 0,
         _void=t.adjustment_type == CANCEL,
         _final_paid=ibis.ifelse(t.adjustment_type == CANCEL, 0.0, t[amount]),
+    )
+
+
+RESOLVED = ("_n", "_sum", "_ties", "_void", "_final_paid")
+
+
+def _final_rows(t: ir.Table, keys: Sequence[str], amount: str, keep: Keep) -> ir.Table:
+    """The final row of each related set with the :func:`_resolve` columns (``RESOLVED``).
+
+    Sets with several rows go through the window functions; one-row sets (most claims) are their own final
+    row and get the same values by a projection: count of claim ids, the signed amount as its sum (``+ 0.0``
+    as a SUM gives: no negative zero), ties 1 (NULL when the effective date is NULL, as the window gives).
+    """
+    many, one = _split(t, keys, keep)
+    cols = [*t.columns, *RESOLVED]
+    r = _resolve(many, keys, amount)
+    return r.filter(r._final).select(cols).union(_single_rows(one, amount).select(cols))
+
+
+def _single_rows(t: ir.Table, amount: str) -> ir.Table:
+    """:func:`_resolve` columns for rows that are alone in their set (so each is its set's final row)."""
+    cancel = t.adjustment_type == CANCEL
+    return t.mutate(
+        _n=ibis.ifelse(t.claim_id.isnull(), 0, 1).cast("int64"),
+        _sum=ibis.ifelse(cancel, -t[amount], t[amount]) + 0.0,
+        _ties=(t.effective_date == t.effective_date).cast("int64"),
+        _void=cancel,
+        _final_paid=ibis.ifelse(cancel, 0.0, t[amount]),
     )
 
 
@@ -132,9 +185,10 @@ def final_action(
 ) -> FinalAction:
     """Apply the final-action rule (SPEC §3.2) to raw contract tables holding every version.
 
-    With ``cache`` (default), the de-duplicated inputs and each set resolution are materialised once by the
-    backend (ibis ``Table.cache``), so the claim, line, diagnosis and exception outputs, which all depend on
-    them, do not recompute the window functions (several times faster on large deliveries).
+    With ``cache`` (default), the small tables of keys with several rows and each set resolution are
+    materialised once by the backend (ibis ``Table.cache``), so the claim, line, diagnosis and exception
+    outputs, which all depend on them, do not recompute them. Window functions run only over keys and sets
+    with several rows; one-row sets (most claims) are resolved by a projection with the same values.
 
     Raises :class:`InputError` when ``require_ime_dsh`` and a final-action inpatient claim lacks IME or DSH
     (SPEC: required on inpatient claims; supply them in ``cclf_supplement.parquet``, never as zero).
@@ -142,14 +196,6 @@ def final_action(
     claim_cols = SCHEMAS["claim"].column_names
     line_cols = SCHEMAS["claim_line"].column_names
     dx_cols = SCHEMAS["claim_dx"].column_names
-
-    # 2. re-deliveries: latest delivery of each claim id (and line)
-    c = claim.select(claim_cols)
-    c = _first(c, ["claim_id"], [ibis.desc(c.delivery_date)])
-    ln = claim_line.select(line_cols).distinct()
-    ln = _first(ln, ["claim_id", "line_num"], [ibis.desc(ln.paid), ibis.desc(ln.allowed), ln.hcpcs])
-    dx = claim_dx.select(dx_cols).distinct()
-    dx = _first(dx, ["claim_id", "dx_seq"], [dx.dx])
 
     cached: list[ir.Table] = []
 
@@ -160,7 +206,19 @@ def final_action(
         cached.append(t)
         return t
 
-    c, ln, dx = keep(c), keep(ln), keep(dx)
+    # 2. re-deliveries: latest delivery of each claim id (and line). The window runs only over the keys
+    # delivered more than once (a small cached key table); the de-duplicated tables stay expressions over
+    # the inputs: a scan is cheaper than a copy. Identical duplicate rows need no DISTINCT (keeping either
+    # gives the same row); a diagnosis is the smallest code of its (claim id, sequence), as ordering by code
+    # and keeping the first did.
+    c = _first_split(claim.select(claim_cols), ["claim_id"], lambda t: [ibis.desc(t.delivery_date)], keep)
+    ln = _first_split(
+        claim_line.select(line_cols),
+        ["claim_id", "line_num"],
+        lambda t: [ibis.desc(t.paid), ibis.desc(t.allowed), t.hcpcs],
+        keep,
+    )
+    dx = claim_dx.group_by(["claim_id", "dx_seq"]).aggregate(dx=claim_dx.dx.min()).select(dx_cols)
     exceptions: list[ir.Table] = []
 
     # 3-5. Part A: claim-level sets
@@ -168,8 +226,7 @@ def final_action(
     a = a.mutate(
         _key=ibis.coalesce(a.billing_ccn, ibis.literal("#") + a.claim_id), _nokey=a.billing_ccn.isnull()
     )
-    ra = _resolve(a, ["_key", "from_date", "thru_date", "bene_id"], "paid")
-    fa = keep(ra.filter(ra._final))
+    fa = keep(_final_rows(a, ["_key", "from_date", "thru_date", "bene_id"], "paid", keep))
     exceptions += _exceptions(fa, "A", "claim", "paid")
     final_a = fa.filter(~fa._void).select(claim_cols)
 
@@ -188,9 +245,17 @@ def final_action(
         "_key",
         "_nokey",
     )
-    bl = ln.join(hdr, "claim_id")
-    rb = _resolve(bl, ["_key", "bene_id", "line_num"], "paid")
-    fb = keep(rb.filter(rb._final))
+    # a line set (control number, beneficiary, line number) can hold several rows only when its claim-level
+    # set (control number, beneficiary) holds several claims (line numbers are unique within a claim)
+    hdr_many, hdr_one = _split(hdr, ["_key", "bene_id"], keep)
+    line_keys = ["_key", "bene_id", "line_num"]
+    # (the lines of multi-claim sets are few: the windows run on all of them, one scan of the lines)
+    rb = _resolve(ln.join(hdr_many, "claim_id"), line_keys, "paid")
+    fb_many = rb.filter(rb._final)
+    fb_one = _single_rows(ln.join(hdr_one, "claim_id"), "paid")
+    # only what the exceptions, the claims' paid and the store's lines read (not the set keys and dates)
+    fb_cols = [*line_cols, "claim_type", "_nokey", *RESOLVED]
+    fb = keep(fb_many.select(fb_cols).union(fb_one.select(fb_cols)))
     exceptions += _exceptions(fb, "B", "line", "paid")
     final_b_lines = fb.filter(~fb._void)
     # summed as exact decimals (amounts are cents), so the total does not depend on row order: same store,
@@ -200,9 +265,10 @@ def final_action(
     b_with = b.join(paid_b, b.claim_id == paid_b._pid)
     b_with = b_with.mutate(paid=b_with._ppaid).select(claim_cols)
     # Part B claims without lines: claim-level sets
-    b_bare = b.anti_join(ln, "claim_id")
-    rbb = _resolve(b_bare, ["_key", "bene_id"], "paid")
-    fbb = rbb.filter(rbb._final)
+    # (a claim id has lines after de-duplication exactly when it has raw lines: one column is read; the few
+    # claims without lines are materialised once, as the set resolution reads them three times)
+    b_bare = keep(b.anti_join(claim_line.select("claim_id"), "claim_id"))
+    fbb = keep(_final_rows(b_bare, ["_key", "bene_id"], "paid", keep))
     exceptions += _exceptions(fbb, "B", "claim", "paid")
     final_b_bare = fbb.filter(~fbb._void).select(claim_cols)
 
