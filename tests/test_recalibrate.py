@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from openlead.parameters import load_parameters
-from openlead.risk.hcc import score_hcc
+from openlead.risk.hcc import V28, score_hcc
 from openlead.risk.recalibrate import (
     design_matrix,
     fit_hn_concurrent,
@@ -102,7 +102,7 @@ def test_negative_disease_coefficient_is_zeroed_and_model_refitted() -> None:
 
 
 def test_rare_hcc_merged_into_parent() -> None:
-    parents = hcc_parents()
+    parents = hcc_parents(V28, 2026)  # the shipped V28 table year
     assert parents["HCC38"][0] == "HCC37"  # V28: 36 > 37 > 38, nearest parent first
     assert parents["HCC38"] == ("HCC37", "HCC36", "HCC35")
     true = {"CNA_F70_74": 8000.0, "CNA_M70_74": 9000.0, "HCC37": 2000.0, "HCC38": 1500.0}

@@ -48,6 +48,13 @@ def _params(overlays: list[Path] | None) -> Parameters:
     return load_parameters(overlays or [])
 
 
+def _py(tree: Parameters, py: int | None) -> int:
+    """The PY asked for, or PY1 of model.performance_years."""
+    from openlead.periods import first_py
+
+    return first_py(tree) if py is None else py
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -71,7 +78,7 @@ def _fmt(v: Any) -> str:
 @app.command()
 @user_errors
 def params(
-    py: Annotated[int, typer.Option("--py", help="Performance year.")] = 2027,
+    py: Annotated[int | None, typer.Option("--py", help="Performance year (default: PY1).")] = None,
     overlay: ParamsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -79,6 +86,7 @@ def params(
     from openlead.periods import check_py
 
     tree = _params(overlay)
+    py = _py(tree, py)
     check_py(tree, py)
     rows = tree.table(py)
     if as_json:
@@ -180,14 +188,14 @@ def _check_option(option: str) -> str:
     return option
 
 
-PyOpt = Annotated[int, typer.Option("--py", help="Performance year (2027-2036).")]
+PyOpt = Annotated[int | None, typer.Option("--py", help="Performance year (default: PY1).")]
 OptionOpt = Annotated[str, typer.Option("--option", help="global or professional.")]
 
 
 @app.command()
 @user_errors
 def benchmark(
-    py: PyOpt = 2027,
+    py: PyOpt = None,
     option: OptionOpt = "global",
     workspace: WorkspaceOpt = Path("openlead-out"),
     engine: EngineOpt = "duckdb",
@@ -200,6 +208,7 @@ def benchmark(
 
     _check_option(option)
     tree = _params(overlay)
+    py = _py(tree, py)
     store = _store(workspace, engine)
     with console.status("building the benchmark") as st:
         run = run_benchmark(store.tables(), tree, py, option, provisional=provisional, progress=st.update)
@@ -237,7 +246,7 @@ def _frame_table(df: Any, title: str) -> Table:
 @app.command()
 @user_errors
 def settle(
-    py: PyOpt = 2027,
+    py: PyOpt = None,
     option: OptionOpt = "global",
     workspace: WorkspaceOpt = Path("openlead-out"),
     engine: EngineOpt = "duckdb",
@@ -251,6 +260,7 @@ def settle(
 
     _check_option(option)
     tree = _params(overlay)
+    py = _py(tree, py)
     store = _store(workspace, engine)
     tables = store.tables()
     with console.status("settling") as st:
@@ -287,7 +297,7 @@ def settle(
 @app.command()
 @user_errors
 def risk(
-    py: PyOpt = 2027,
+    py: PyOpt = None,
     workspace: WorkspaceOpt = Path("openlead-out"),
     engine: EngineOpt = "duckdb",
     overlay: ParamsOpt = None,
@@ -303,6 +313,7 @@ def risk(
     from openlead.runner import export_risk_scores, risk_summary
 
     tree = _params(overlay)
+    py = _py(tree, py)
     store = _store(workspace, engine)
     with console.status("scoring") as st:
         summary = risk_summary(store.tables(), tree, py, progress=st.update, compare=compare)

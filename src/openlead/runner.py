@@ -658,7 +658,8 @@ def full_run(
     if not verdict.empty:
         from rich.table import Table
 
-        t = Table(title="Ten-year verdict (expected net to the ACO, PY2027-2036)")
+        yrs = pr.projection.years
+        t = Table(title=f"Ten-year verdict (expected net to the ACO, PY{yrs[0]}-{yrs[-1]})")
         for c in ("option", "expected_net_10y", "p_loss", "p5", "p95"):
             t.add_column(c, justify="left" if c == "option" else "right")
         for r in verdict.itertuples():

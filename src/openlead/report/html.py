@@ -118,7 +118,7 @@ def _verdict(d: ReportData) -> SectionView:
         "verdict",
         SECTION_TITLES["verdict"],
         True,
-        intro="Expected net to the ACO over PY2027–2036 (positive: CMS pays the ACO), by option.",
+        intro=f"Expected net to the ACO over {_horizon(d)} (positive: CMS pays the ACO), by option.",
         tables=[_records_table(d.verdict, SECTIONS["verdict"])],
     )
 
@@ -301,3 +301,9 @@ def write_html(data: ReportData, path: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(data), encoding="utf-8")
     return out
+
+
+def _horizon(d: ReportData) -> str:
+    """The projection's years as "PY<first>–<last>" (from the data, never a literal)."""
+    years = sorted({int(r["year"]) for r in d.projection or [] if r.get("year") is not None})
+    return f"PY{years[0]}–{years[-1]}" if years else "the projection horizon"

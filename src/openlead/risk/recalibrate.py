@@ -89,7 +89,7 @@ class Design:
         )
 
 
-def hcc_parents(model: str = V28, year: int = 2026) -> dict[str, tuple[str, ...]]:
+def hcc_parents(model: str, year: int) -> dict[str, tuple[str, ...]]:
     """HCC term -> its parents in the hierarchy table, nearest first (most ancestors, then number)."""
     h = T.hierarchies(model, year)
     anc: dict[str, set[str]] = {}
