@@ -76,6 +76,7 @@ class BenchmarkRun:
     notes: list[str] = field(default_factory=list)
     expenditures: dict[int, Expenditure] = field(default_factory=dict, repr=False)
     risks: dict[int, CellRisk] = field(default_factory=dict, repr=False)
+    base_months: dict[int, ir.Table] = field(default_factory=dict, repr=False)  # cohort months per BY
 
     def cell_table(self) -> pd.DataFrame:
         rows = []
@@ -373,6 +374,7 @@ def run_benchmark(
         notes=notes,
         expenditures=exps,
         risks=risks,
+        base_months=by_months,
     )
 
 

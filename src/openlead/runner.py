@@ -105,7 +105,7 @@ def run_settle(
         months = float(sum(bench.months_py()))
         pre_discount_pbpm = bench.aco.b0_tot / months
         by3 = bench.base_years[-1]
-        base_am = _by3_months(tables, params, bench)
+        base_am = bench.base_months[by3]  # the BY3 cohort the benchmark already built
         ad = next((c for c in bench.cells if c.category == "ad" and c.alignment == "claims"), bench.cells[0])
         cap = capitation(
             tables,
@@ -160,15 +160,6 @@ def guarantee_base(tables: Mapping[str, ir.Table], params: Parameters, bench: Be
     prior = al.align(tables, params, py - 1, check_minimums=False)
     e = performance_expenditure(tables, params, py - 1, prior.aligned_months).cells.execute()
     return float(e.spend_post.sum())
-
-
-def _by3_months(tables: Mapping[str, ir.Table], params: Parameters, bench: BenchmarkRun) -> ir.Table:
-    from openlead import alignment as al
-
-    vc = al.voluntary_cohort(bench.alignment)
-    return al.base_year_aligned_months(
-        tables, params, bench.py, bench.base_years[-1], tins=bench.alignment.tins, voluntary_cohort=vc
-    )
 
 
 @dataclass
@@ -482,15 +473,19 @@ def risk_summary(
     return RiskSummary(pd.concat(rows, ignore_index=True), comparison, notes)
 
 
-def _ai_comparison(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> pd.DataFrame | None:
+def _ai_comparison(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> pd.DataFrame:
+    return _compare(tables, params, py).summary
+
+
+def _compare(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> Any:
+    """AI-inferred vs HCC on a temporal hold-out of the latest years the store holds: fit (L-2 → L-1),
+    test (L-1 → L)."""
     from openlead.risk import ai
 
-    fn = getattr(ai, "compare_models", None)
-    if fn is None:
-        return None
     last = last_full_year(tables)
-    cmp_ = fn(tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py)
-    return cmp_.summary
+    return ai.compare_models(
+        tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py
+    )
 
 
 def last_full_year(tables: Mapping[str, ir.Table]) -> int:
@@ -502,13 +497,7 @@ def last_full_year(tables: Mapping[str, ir.Table]) -> int:
 def risk_comparison_records(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> dict[str, Any]:
     """The AI-inferred vs HCC comparison in the report contract: models (R², MAE, share of PRs in band)
     and predictive ratios by grouping."""
-    from openlead.risk import ai
-
-    # temporal hold-out on the latest years the store holds: fit (L-2 → L-1), test (L-1 → L)
-    last = last_full_year(tables)
-    cmp_ = ai.compare_models(
-        tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py
-    )
+    cmp_ = _compare(tables, params, py)
     models = [
         {
             "model": r.model,
@@ -529,7 +518,6 @@ def risk_comparison_records(tables: Mapping[str, ir.Table], params: Parameters, 
 def export_risk_scores(tables: Mapping[str, ir.Table], params: Parameters, py: int, path: Path) -> Path:
     """Opt-in beneficiary-level scores for ``py``: raw, normalised, capped and payment scores per aligned
     beneficiary. The file name ends in ``.identifiers.csv`` and its first line says it holds identifiers."""
-    from openlead import alignment as al
     from openlead.pipeline import run_benchmark
     from openlead.risk.cells import bene_scores
 
@@ -573,7 +561,6 @@ def export_risk_scores(tables: Mapping[str, ir.Table], params: Parameters, py: i
         )
         out.sort_values("bene_id").to_csv(f, index=False)
     tmp.replace(path)
-    _ = al  # alignment imported for the type of aligned months
     return path
 
 

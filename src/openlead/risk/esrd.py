@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
-from ibis import _
 
 from openlead.risk import tables as T
 from openlead.risk.hcc import (
     _band,
     _hcc_set,
+    _hcc_summary,
     _interaction_terms,
     _mapped_ccs,
     _norm_demographics,
@@ -241,13 +241,7 @@ def score_esrd(
     adj_keys = demo.filter((demo.segment == "GNE") & demo.dur.notnull())
     adj_keys = adj_keys.select("bene_id", key=("ActAdj_" + adj_keys.dur).lower())
     adj = adj_keys.join(coef, adj_keys.key == coef.term).select("bene_id", act_adj=coef.value)
-    hagg = hccs.group_by("bene_id").aggregate(
-        hcc_count=_.count(),
-        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
-    )
-    hagg = hagg.select(
-        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
-    )
+    hagg = _hcc_summary(hccs)
     dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")
     base = d_all.select("bene_id", "reason").union(
         dx_only.select("bene_id", reason=ibis.literal("no_demographics")), distinct=False

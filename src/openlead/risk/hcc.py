@@ -202,6 +202,18 @@ def _interaction_terms(hccs: ir.Table, pseudo: ir.Table, tb: HccTables) -> ir.Ta
     return c.filter(c.k == c.n).select("bene_id", "term")
 
 
+def _hcc_summary(hccs: ir.Table) -> ir.Table:
+    """(bene_id, hcc_count, hccs): payment HCCs after hierarchies, listed in numeric order. The list is
+    collected unordered and the small array sorted afterwards (an ordered aggregate is far slower)."""
+    hagg = hccs.group_by("bene_id").aggregate(
+        hcc_count=_.count(),
+        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
+    )
+    return hagg.select(
+        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
+    )
+
+
 def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
     """(bene_id, term, component): every model variable equal to 1 for the beneficiary."""
     st = tb.structure
@@ -284,13 +296,7 @@ def score_hcc(
     sums = valued.group_by("bene_id").aggregate(
         **{f"score_{c}": valued.value.sum(where=valued.component == c) for c in COMPONENTS}
     )
-    hagg = hccs.group_by("bene_id").aggregate(
-        hcc_count=_.count(),
-        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
-    )
-    hagg = hagg.select(
-        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
-    )
+    hagg = _hcc_summary(hccs)
 
     # every beneficiary of either input gets a row
     dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")
