@@ -30,6 +30,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from openlead.derived import PreparedTables, frozen, shared
 from openlead.errors import InputError, ParameterError, RuleError
 from openlead.parameters import Parameters
 from openlead.periods import base_years
@@ -157,6 +158,10 @@ def eligible_months(tables: Mapping[str, ir.Table], year: int) -> ir.Table:
 
     Parts A and B, no MA/other plan, Medicare primary (not msp), alive (month <= death month), US resident,
     not in another Medicare ACO initiative. Hospice months stay eligible."""
+    return shared(tables, ("eligible_months", year), lambda: _eligible_months(tables, year))
+
+
+def _eligible_months(tables: Mapping[str, ir.Table], year: int) -> ir.Table:
     bm = tables["bene_month"]
     b = tables["beneficiary"].select("bene_id", death_mi=month_index(tables["beneficiary"].death_date))
     t = bm.mutate(mi=month_index(bm.month)).filter(lambda t: t.mi.between(year * 12, year * 12 + 11))
@@ -247,6 +252,71 @@ def lookback_window(params: Parameters, py: int, year: int) -> tuple[int, int, l
     return end - n, end, weights
 
 
+def _qualifying_key(params: Parameters, py: int) -> tuple[Any, ...]:
+    names = (
+        "qualifying_hcpcs",
+        "snf_excluded_hcpcs",
+        "snf_excluded_pos",
+        "fqhc_rhc_bill_types",
+        "pcp_specialties",
+    )
+    return ("qualifying_lines", *(frozen(params.get(f"alignment.{n}", py)) for n in names))
+
+
+def qualifying_lines(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> ir.Table:
+    """Every qualifying primary-care line of the claims (all months), before lookback weights:
+    (bene_id, mi, svc, billing_ccn, fq, unit_tin, amount, is_pcp), built once per run (``derived``).
+
+    Carrier lines count at allowed charges under the rendering TIN; FQHC/RHC outpatient lines (bill type in
+    alignment.fqhc_rhc_bill_types) at line paid under the billing TIN, or the clinic's CCN when CCLF gives
+    no TIN on the institutional claim. SNF-setting E/M lines are excluded. Lines without a unit are dropped.
+    """
+    qualifying = expand_codes(params.get("alignment.qualifying_hcpcs", py), "alignment.qualifying_hcpcs")
+    snf_codes = expand_codes(params.get("alignment.snf_excluded_hcpcs", py), "snf codes")
+    snf_pos = [str(p) for p in params.get("alignment.snf_excluded_pos", py)]
+    fq_types = [str(b) for b in params.get("alignment.fqhc_rhc_bill_types", py)]
+    pcp = [str(s) for s in params.get("alignment.pcp_specialties", py)]
+    key = _qualifying_key(params, py)
+
+    def build() -> ir.Table:
+        c = tables["claim"]
+        c = c.select("claim_id", "bene_id", "claim_type", "bill_type", "billing_tin", "billing_ccn")
+        ln = tables["claim_line"]
+        ln = ln.filter(ln.hcpcs.isin(qualifying))
+        ln = ln.filter(~(ln.hcpcs.isin(snf_codes) & ln.pos.isin(snf_pos).fill_null(False)))
+        ln = ln.select(
+            "claim_id",
+            "rendering_tin",
+            "specialty",
+            "allowed",
+            line_paid=ln.paid,
+            mi=month_index(ln.line_from),
+            svc=ln.line_from,
+        )
+        j = ln.join(c, "claim_id")
+        fq = (j.claim_type == "outpatient") & ibis.or_(
+            *[j.bill_type.startswith(b) for b in fq_types]
+        ).fill_null(False)
+        j = j.mutate(fq=fq)
+        j = j.filter(j.fq | (j.claim_type == "carrier"))
+        # FQHC/RHC claims are institutional: CCLF identifies the clinic by CCN (no TIN on Part A), so the
+        # clinic is a Participant when its CCN is listed on a Participant TIN, else it competes as its CCN.
+        fq_unit = ibis.coalesce(j.billing_tin, ibis.literal("CCN") + j.billing_ccn)
+        j = j.select(
+            "bene_id",
+            "mi",
+            "svc",
+            "billing_ccn",
+            "fq",
+            unit_tin=ibis.ifelse(j.fq, fq_unit, j.rendering_tin),
+            amount=ibis.ifelse(j.fq, j.line_paid, j.allowed),
+            is_pcp=j.fq | j.specialty.isin(pcp).fill_null(False),
+        )
+        return j.filter(j.unit_tin.notnull())
+
+    return shared(tables, key, build)
+
+
 def claims_alignment(
     tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int, tins: ir.Table
 ) -> ClaimsAlignment:
@@ -255,102 +325,81 @@ def claims_alignment(
     Parameters are read in force for ``py`` (the PY whose rules apply, also for a base-year rerun)."""
     start, end, weights = lookback_window(params, py, year)
     per = (end - start) // len(weights)
-    qualifying = expand_codes(params.get("alignment.qualifying_hcpcs", py), "alignment.qualifying_hcpcs")
-    snf_codes = expand_codes(params.get("alignment.snf_excluded_hcpcs", py), "snf codes")
-    snf_pos = [str(p) for p in params.get("alignment.snf_excluded_pos", py)]
-    fq_types = [str(b) for b in params.get("alignment.fqhc_rhc_bill_types", py)]
-    pcp = [str(s) for s in params.get("alignment.pcp_specialties", py)]
     threshold = float(params.get("alignment.pcp_threshold", py))
     tie = params.get("alignment.tie_break", py)
     if tie != "most_recent":
         raise ParameterError(f"alignment.tie_break: {tie!r} is not implemented (most_recent)")
 
-    c = tables["claim"]
-    c = c.select("claim_id", "bene_id", "claim_type", "bill_type", "billing_tin", "billing_ccn")
-    ln = tables["claim_line"]
-    ln = ln.select(
-        "claim_id",
-        "hcpcs",
-        "pos",
-        "rendering_tin",
-        "specialty",
-        "allowed",
-        line_paid=ln.paid,
-        mi=month_index(ln.line_from),
-        svc=ln.line_from,
-    )
-    ln = ln.filter((ln.mi >= start) & (ln.mi < end) & ln.hcpcs.isin(qualifying))
-    ln = ln.filter(~(ln.hcpcs.isin(snf_codes) & ln.pos.isin(snf_pos).fill_null(False)))
-    j = ln.join(c, "claim_id")
-    fq = (j.claim_type == "outpatient") & ibis.or_(*[j.bill_type.startswith(b) for b in fq_types]).fill_null(
-        False
-    )
-    j = j.mutate(fq=fq)
-    j = j.filter(j.fq | (j.claim_type == "carrier"))
-    period = (j.mi - start) // per
-    w = ibis.cases(*[(period == i, ibis.literal(wt)) for i, wt in enumerate(weights)], else_=0.0)
-    # FQHC/RHC claims are institutional: CCLF identifies the clinic by CCN (no TIN on Part A), so the
-    # clinic is a Participant when its CCN is listed on a Participant TIN, else it competes as its CCN.
-    fq_unit = ibis.coalesce(j.billing_tin, ibis.literal("CCN") + j.billing_ccn)
-    j = j.select(
-        "bene_id",
-        "svc",
-        "billing_ccn",
-        "fq",
-        unit_tin=ibis.ifelse(j.fq, fq_unit, j.rendering_tin),
-        amount=ibis.ifelse(j.fq, j.line_paid, j.allowed) * w,
-        is_pcp=j.fq | j.specialty.isin(pcp).fill_null(False),
-    )
-    j = j.filter(j.unit_tin.notnull())
-    tl = tins.select(p_tin="tin")
-    j = j.left_join(tl, j.unit_tin == tl.p_tin)
-    pt = tables["participant_tin"]
-    pccn = pt.filter(pt.ccn.notnull()).semi_join(tins, pt.tin == tins.tin).select(p_ccn="ccn").distinct()
-    j = j.left_join(pccn, j.fq & (j.billing_ccn == pccn.p_ccn))
-    is_aco = j.p_tin.notnull() | j.p_ccn.notnull()
-    j = j.select("bene_id", "svc", "amount", "is_pcp", unit=ibis.ifelse(is_aco, ACO_UNIT, j.unit_tin))
+    def build() -> ir.Table:
+        q = qualifying_lines(tables, params, py)
+        j = q.filter((q.mi >= start) & (q.mi < end))
+        period = (j.mi - start) // per
+        w = ibis.cases(*[(period == i, ibis.literal(wt)) for i, wt in enumerate(weights)], else_=0.0)
+        j = j.select("bene_id", "svc", "billing_ccn", "fq", "unit_tin", "is_pcp", amount=j.amount * w)
+        tl = tins.select(p_tin="tin")
+        j = j.left_join(tl, j.unit_tin == tl.p_tin)
+        pt = tables["participant_tin"]
+        pccn = pt.filter(pt.ccn.notnull()).semi_join(tins, pt.tin == tins.tin).select(p_ccn="ccn").distinct()
+        j = j.left_join(pccn, j.fq & (j.billing_ccn == pccn.p_ccn))
+        is_aco = j.p_tin.notnull() | j.p_ccn.notnull()
+        j = j.select("bene_id", "svc", "amount", "is_pcp", unit=ibis.ifelse(is_aco, ACO_UNIT, j.unit_tin))
 
-    tot = j.group_by("bene_id").aggregate(
-        total_charges=j.amount.sum(), pcp_charges=ibis.ifelse(j.is_pcp, j.amount, 0.0).sum()
-    )
-    pcp_share = ibis.ifelse(tot.total_charges > 0, tot.pcp_charges / tot.total_charges, 0.0)
-    use_pcp = (tot.pcp_charges > 0) & (pcp_share >= threshold)
-    tot = tot.mutate(pcp_share=pcp_share, pcp_rule=ibis.ifelse(use_pcp, "pcp", "specialist"))
+        tot = j.group_by("bene_id").aggregate(
+            total_charges=j.amount.sum(), pcp_charges=ibis.ifelse(j.is_pcp, j.amount, 0.0).sum()
+        )
+        pcp_share = ibis.ifelse(tot.total_charges > 0, tot.pcp_charges / tot.total_charges, 0.0)
+        use_pcp = (tot.pcp_charges > 0) & (pcp_share >= threshold)
+        tot = tot.mutate(pcp_share=pcp_share, pcp_rule=ibis.ifelse(use_pcp, "pcp", "specialist"))
 
-    jr = j.join(tot.select("bene_id", "pcp_rule"), "bene_id")
-    jr = jr.filter(jr.is_pcp == (jr.pcp_rule == "pcp"))
-    units = jr.group_by(["bene_id", "unit"]).aggregate(charges=jr.amount.sum(), last_service=jr.svc.max())
-    units = units.mutate(charges_r=units.charges.round(6))
-    rn = ibis.row_number().over(
-        group_by=units.bene_id,
-        order_by=[ibis.desc(units.charges_r), ibis.desc(units.last_service), units.unit],
-    )
-    ranked = units.mutate(rn=rn)
-    sums = units.group_by("bene_id").aggregate(
-        counted_charges=units.charges.sum(),
-        aco_charges=ibis.ifelse(units.unit == ACO_UNIT, units.charges, 0.0).sum(),
-    )
-    win = ranked.filter(ranked.rn == 0).select(
-        "bene_id",
-        winner_unit=ranked.unit,
-        winner_charges=ranked.charges,
-        winner_last_service=ranked.last_service,
-    )
-    out = tot.join(sums, "bene_id").join(win, "bene_id")
-    out = out.mutate(aligned=(out.winner_unit == ACO_UNIT) & (out.winner_charges > 0))
-    out = out.select(
-        "bene_id",
-        "aligned",
-        "winner_unit",
-        "winner_charges",
-        "aco_charges",
-        "counted_charges",
-        "total_charges",
-        "pcp_charges",
-        "pcp_share",
-        "pcp_rule",
-        "winner_last_service",
-    )
+        jr = j.join(tot.select("bene_id", "pcp_rule"), "bene_id")
+        jr = jr.filter(jr.is_pcp == (jr.pcp_rule == "pcp"))
+        units = jr.group_by(["bene_id", "unit"]).aggregate(charges=jr.amount.sum(), last_service=jr.svc.max())
+        units = units.mutate(charges_r=units.charges.round(6))
+        rn = ibis.row_number().over(
+            group_by=units.bene_id,
+            order_by=[ibis.desc(units.charges_r), ibis.desc(units.last_service), units.unit],
+        )
+        ranked = units.mutate(rn=rn)
+        sums = units.group_by("bene_id").aggregate(
+            counted_charges=units.charges.sum(),
+            aco_charges=ibis.ifelse(units.unit == ACO_UNIT, units.charges, 0.0).sum(),
+        )
+        win = ranked.filter(ranked.rn == 0).select(
+            "bene_id",
+            winner_unit=ranked.unit,
+            winner_charges=ranked.charges,
+            winner_last_service=ranked.last_service,
+        )
+        out = tot.join(sums, "bene_id").join(win, "bene_id")
+        out = out.mutate(aligned=(out.winner_unit == ACO_UNIT) & (out.winner_charges > 0))
+        out = out.select(
+            "bene_id",
+            "aligned",
+            "winner_unit",
+            "winner_charges",
+            "aco_charges",
+            "counted_charges",
+            "total_charges",
+            "pcp_charges",
+            "pcp_share",
+            "pcp_rule",
+            "winner_last_service",
+        )
+        return out
+
+    key = None
+    if isinstance(tables, PreparedTables):
+        tin_list = tuple(sorted(str(t) for t in tins.select("tin").distinct().execute()["tin"]))
+        key = (
+            "claims_alignment",
+            _qualifying_key(params, py),
+            start,
+            end,
+            frozen(weights),
+            threshold,
+            tin_list,
+        )
+    out = shared(tables, key, build) if key is not None else build()
     return ClaimsAlignment(year, _py_date(start), _py_date(end), tuple(weights), out)
 
 
@@ -424,6 +473,50 @@ def _span_days(claims: ir.Table, start_mi: int, end_mi: int) -> ir.Table:
     return x.group_by("bene_id").aggregate(days=x.count())
 
 
+def _hn_slices(
+    tables: Mapping[str, ir.Table], dx_prefixes: list[str], dme_codes: list[str], ed_rev: list[str]
+) -> dict[str, ir.Table]:
+    """The narrow slices of the claims the HN criteria read, over all months (built once per run):
+    ``dx`` (bene_id, thru_mi) of claims with an HN diagnosis; ``admits`` (bene_id, thru_mi) per inpatient
+    claim with an ED revenue line; ``dme`` (bene_id, mi) of DME lines with a frailty code; ``spans``
+    (bene_id, claim_type, from_date, thru_date, from_mi, thru_mi) of SNF and home-health claims."""
+    c = tables["claim"]
+    ln = tables["claim_line"]
+
+    def dx() -> ir.Table:
+        cx = tables["claim_dx"]
+        hit = cx.filter(prefix_match(cx.dx, dx_prefixes)).select("claim_id").distinct()
+        j = c.select("claim_id", "bene_id", thru_mi=month_index(c.thru_date)).join(hit, "claim_id")
+        return j.select("bene_id", "thru_mi").distinct()
+
+    def admits() -> ir.Table:
+        ip = c.filter(c.claim_type == "inpatient").select(
+            "claim_id", "bene_id", thru_mi=month_index(c.thru_date)
+        )
+        ed = ln.filter(ln.revenue_center.isin(ed_rev)).select("claim_id").distinct()
+        return ip.join(ed, "claim_id").select("bene_id", "thru_mi")
+
+    def dme() -> ir.Table:
+        dme_c = c.filter(c.claim_type == "dme").select("claim_id", "bene_id")
+        dl = ln.filter(ln.hcpcs.isin(dme_codes)).select("claim_id", mi=month_index(ln.line_from))
+        return dl.join(dme_c, "claim_id").select("bene_id", "mi").distinct()
+
+    def spans() -> ir.Table:
+        s = c.filter(c.claim_type.isin(["snf", "hha"]))
+        return s.select(
+            "bene_id",
+            "claim_type",
+            "from_date",
+            "thru_date",
+            from_mi=month_index(s.from_date),
+            thru_mi=month_index(s.thru_date),
+        )
+
+    builds = {"dx": dx, "admits": admits, "dme": dme, "spans": spans}
+    keys = {"dx": tuple(dx_prefixes), "admits": tuple(ed_rev), "dme": tuple(dme_codes), "spans": ()}
+    return {n: shared(tables, ("hn_slice", n, keys[n]), b) for n, b in builds.items()}
+
+
 def high_needs(
     tables: Mapping[str, ir.Table],
     params: Parameters,
@@ -445,24 +538,20 @@ def high_needs(
     min_hh = int(params.get("hn.min_hh_days", py))
     ed_rev = expand_codes(params.get("hn.unplanned_revenue_centers", py), "ED revenue")
 
-    c = tables["claim"]
-    cw = c.filter(month_index(c.thru_date).between(start, end - 1))
-    # 1. diagnoses
-    dx = tables["claim_dx"]
-    dxw = dx.join(cw.select("claim_id", "bene_id"), "claim_id")
-    c1 = dxw.filter(prefix_match(dxw.dx, dx_prefixes)).select("bene_id").distinct().mutate(c1_dx=True)
+    sl = _hn_slices(tables, dx_prefixes, dme_codes, ed_rev)
+    # 1. diagnoses (claim thru_date in the window)
+    d = sl["dx"]
+    c1 = d.filter(d.thru_mi.between(start, end - 1)).select("bene_id").distinct().mutate(c1_dx=True)
     # unplanned admissions (for 3)
-    ln = tables["claim_line"]
-    ip = cw.filter(cw.claim_type == "inpatient").select("claim_id", "bene_id")
-    ed = ln.filter(ln.revenue_center.isin(ed_rev)).select("claim_id").distinct()
-    adm = ip.join(ed, "claim_id")
-    admits = adm.group_by("bene_id").aggregate(unplanned_admits=adm.count())
-    # 4. DME frailty
-    dme_c = c.filter(c.claim_type == "dme").select("claim_id", "bene_id")
-    dl = ln.filter(month_index(ln.line_from).between(start, end - 1) & ln.hcpcs.isin(dme_codes))
-    c4 = dl.join(dme_c, "claim_id").select("bene_id").distinct().mutate(c4_dme=True)
+    a = sl["admits"]
+    a = a.filter(a.thru_mi.between(start, end - 1))
+    admits = a.group_by("bene_id").aggregate(unplanned_admits=a.count())
+    # 4. DME frailty (line_from in the window)
+    m = sl["dme"]
+    c4 = m.filter(m.mi.between(start, end - 1)).select("bene_id").distinct().mutate(c4_dme=True)
     # 5. SNF / HH days (claims overlapping the window, clipped)
-    span = c.filter((month_index(c.thru_date) >= start) & (month_index(c.from_date) < end))
+    sp = sl["spans"]
+    span = sp.filter((sp.thru_mi >= start) & (sp.from_mi < end))
     snf = _span_days(span.filter(span.claim_type == "snf"), start, end).rename(snf_days="days")
     hh = _span_days(span.filter(span.claim_type == "hha"), start, end).rename(hh_days="days")
 

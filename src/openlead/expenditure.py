@@ -33,6 +33,7 @@ import ibis
 import ibis.expr.types as ir
 
 from openlead.alignment import month_index
+from openlead.derived import shared
 from openlead.errors import InputError, ParameterError
 from openlead.parameters import Parameters
 
@@ -76,6 +77,40 @@ def _runout_end(year: int, months: int) -> dt.date:
     return first - dt.timedelta(days=1)
 
 
+def _claim_net(tables: Mapping[str, ir.Table], excl: tuple[str, ...], ffs_equivalent: bool) -> ir.Table:
+    """Net spend of every claim (built once per run, see ``openlead.derived``): claim_id, bene_id,
+    thru_year, thru_mi, eff_mi, spend (paid − excluded add-ons [+ line fee reductions]), and
+    ime_missing / dsh_missing (inpatient claim without the add-on)."""
+
+    def build() -> ir.Table:
+        c = tables["claim"]
+        spend = c.paid
+        for col in excl:
+            spend = spend - c[col].fill_null(0.0)
+        ip = c.claim_type == "inpatient"
+        c = c.select(
+            "claim_id",
+            "bene_id",
+            thru_year=c.thru_date.year().cast("int64"),
+            thru_mi=month_index(c.thru_date),
+            eff_mi=month_index(c.effective_date),
+            spend=spend,
+            ime_missing=ip & c.ime.isnull(),
+            dsh_missing=ip & c.dsh.isnull(),
+        )
+        if ffs_equivalent:
+            ln = tables["claim_line"]
+            ln = ln.filter(ln.fee_reduction.notnull() & (ln.fee_reduction != 0))  # few lines carry one
+            fr = ln.group_by("claim_id").aggregate(fee_reduction=ln.fee_reduction.sum())
+            c = c.left_join(fr, "claim_id")
+            c = c.mutate(spend=c.spend + c.fee_reduction.fill_null(0.0)).drop(
+                "fee_reduction", "claim_id_right"
+            )
+        return c
+
+    return shared(tables, ("claim_net", excl, ffs_equivalent), build)
+
+
 def claim_spend(
     tables: Mapping[str, ir.Table],
     params: Parameters,
@@ -90,15 +125,14 @@ def claim_spend(
     unknown = set(excl) - {"ime", "dsh", "ucc"}
     if unknown:
         raise ParameterError(f"benchmark.exclude: unknown item(s) {sorted(unknown)} (IME, DSH, UCC)")
-    c = tables["claim"]
-    c = c.filter(c.thru_date.year() == year)
+    c = _claim_net(tables, tuple(excl), ffs_equivalent)
+    c = c.filter(c.thru_year == year)
     if runout:
         n = int(params.get("benchmark.runout_months", py))
-        c = c.filter(month_index(c.effective_date) < (year + 1) * 12 + n)
+        c = c.filter(c.eff_mi < (year + 1) * 12 + n)
     for col in ("ime", "dsh"):
         if col in excl:
-            bad = c.filter((c.claim_type == "inpatient") & c[col].isnull())
-            nb = int(bad.count().execute())
+            nb = int(c.filter(c[f"{col}_missing"]).count().execute())
             if nb:
                 raise InputError(
                     f"{col.upper()} is missing on inpatient claims with thru_date in {year}; supply it "
@@ -107,16 +141,7 @@ def claim_spend(
                     field=col,
                     count=nb,
                 )
-    spend = c.paid
-    for col in excl:
-        spend = spend - c[col].fill_null(0.0)
-    c = c.mutate(spend=spend)
-    if ffs_equivalent:
-        ln = tables["claim_line"]
-        fr = ln.group_by("claim_id").aggregate(fee_reduction=ln.fee_reduction.sum())
-        c = c.left_join(fr, "claim_id")
-        c = c.mutate(spend=c.spend + c.fee_reduction.fill_null(0.0))
-    return c.select("claim_id", "bene_id", mi=month_index(c.thru_date), spend=c.spend)
+    return c.select("claim_id", "bene_id", mi=c.thru_mi, spend=c.spend)
 
 
 def expenditure(

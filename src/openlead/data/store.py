@@ -23,6 +23,7 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 
+from openlead.derived import PreparedTables
 from openlead.errors import InputError
 
 Engine = Literal["duckdb", "spark"]
@@ -104,9 +105,11 @@ class Store:
             raise InputError(f"table {name!r} is not in the store of {self.workspace}")
         return self.con.table(name)
 
-    def tables(self, names: Iterable[str] | None = None) -> dict[str, ir.Table]:
+    def tables(self, names: Iterable[str] | None = None) -> PreparedTables:
+        """The store's tables by name, with a memo that lets stages share materialised intermediates
+        (:mod:`openlead.derived`); keep one mapping per run so the stages find each other's work."""
         wanted = list(names) if names is not None else self.list_tables()
-        return {n: self.table(n) for n in wanted if self.has(n)}
+        return PreparedTables({n: self.table(n) for n in wanted if self.has(n)})
 
     def save(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a stage output under ``name`` (replacing it) and return it as a table."""
