@@ -223,6 +223,8 @@ DRGS = (
     ("689", 0.80, 2.0),
     ("885", 1.00, 1.5),
 )
+KIDNEY_TRANSPLANT_DRG = "652"  # MS-DRG kidney transplant (read by the ESRD model's graft segments)
+KIDNEY_TRANSPLANT_SHARE = 0.03  # share of ESRD beneficiaries' inpatient stays that are a transplant
 IP_BASE = 11_500.0
 SNF_PER_DAY = 560.0
 HHA_PERIOD = 2_000.0
@@ -975,6 +977,14 @@ def _split_lines(
     )
 
 
+def _hash_unit(b: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """A deterministic number in [0, 1) per (beneficiary, day), independent of the RNG stream."""
+    h = (b.astype(np.uint64) * np.uint64(2654435761) + day.astype(np.uint64) * np.uint64(40503)) % np.uint64(
+        10007
+    )
+    return np.asarray(h, dtype=np.float64) / 10007.0
+
+
 def _gen_inpatient(ctx: _Ctx, claims: _Claims) -> None:
     rng = ctx.rng
     b, frm = _events(ctx, "inpatient", ctx.ffs_a)
@@ -985,6 +995,10 @@ def _gen_inpatient(ctx: _Ctx, claims: _Claims) -> None:
     hi = _choice(rng, np.linspace(3, 1, len(hosp_tin)), k)
     d = _choice(rng, np.array([x[2] for x in DRGS]), k)
     drg_i = _vocab("drg").idx(tuple(x[0] for x in DRGS))[d]
+    # kidney transplants: a share of ESRD beneficiaries' stays, drawn by a hash of (beneficiary, day) rather
+    # than from the RNG stream, so every other table is unchanged by them
+    tx = ctx.esrd_m[b, ctx.cal.month_of(frm)] & (_hash_unit(b, frm) < KIDNEY_TRANSPLANT_SHARE)
+    drg_i = np.where(tx, _vocab("drg").idx((KIDNEY_TRANSPLANT_DRG,))[0], drg_i)
     wt = np.array([x[1] for x in DRGS])[d]
     outlier = np.where(rng.random(k) < 0.02, rng.uniform(1.5, 4.0, k), 1.0)
     base = IP_BASE * wt * rng.lognormal(-0.06, 0.35, k) * outlier
