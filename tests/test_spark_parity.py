@@ -57,3 +57,36 @@ def generated_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(root / "in", 600, 11)
     ingest(root / "in", root / "ws")
     return root / "ws"
+
+
+def _alignment_and_spend(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The PY alignment's cell counts and a base year's spend per cell, through the shared claim slices."""
+    from openlead import alignment as al
+    from openlead.expenditure import expenditure
+    from openlead.parameters import load_parameters
+
+    p = load_parameters()
+    t = store.tables()
+    res = al.align(t, p, 2027, check_minimums=False)
+    counts = res.cell_counts.execute()
+    am = al.base_year_aligned_months(t, p, 2027, 2026, tins=res.tins)
+    cells = expenditure(t, p, 2027, 2026, am).cells.execute()
+    return counts, cells
+
+
+def test_alignment_and_spend_agree_on_duckdb_and_spark(generated_workspace: Path) -> None:
+    duck = Store(generated_workspace, engine="duckdb")
+    a_counts, a_cells = _alignment_and_spend(duck)
+    duck.close()
+    spark = Store(generated_workspace, engine="spark")
+    b_counts, b_cells = _alignment_and_spend(spark)
+    spark.close()
+    assert a_counts.months.sum() > 100
+    for col in ("months", "benes"):
+        b_counts[col] = b_counts[col].astype(a_counts[col].dtype)
+        b_cells[col] = b_cells[col].astype(a_cells[col].dtype)
+    pd.testing.assert_frame_equal(a_counts.reset_index(drop=True), b_counts.reset_index(drop=True))
+    keys = ["category", "alignment_type", "months", "benes"]
+    pd.testing.assert_frame_equal(a_cells[keys].reset_index(drop=True), b_cells[keys].reset_index(drop=True))
+    for col in ("spend_pre", "spend_post"):
+        assert (a_cells[col].round(2) == b_cells[col].round(2)).all(), col
