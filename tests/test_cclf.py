@@ -612,3 +612,31 @@ def test_tab_in_padding_is_stripped_as_before(tmp_path: Path) -> None:
     after = cclf.read_delivery(ibis.duckdb.connect(), files)["claim"].execute().set_index("claim_id")
     assert "\t" in c1.read_text()
     pd.testing.assert_series_equal(after.control_number.sort_index(), before.sort_index())
+
+
+def test_line_repeated_in_one_file_keeps_the_later_line(tmp_path: Path) -> None:
+    """A (claim id, line number) twice in one file: the later line wins; every other line is untouched (the
+    window runs over the repeated keys only)."""
+    con = ibis.duckdb.connect()
+    files = [f for f in _one_delivery(con, tmp_path) if ".ZC0Y" not in f.name]  # no CCLF0 record counts
+    before = cclf.read_delivery(con, files)["claim_line"].execute()
+    c2 = next(f for f in files if ".ZC2Y" in f.name)
+    lay = cclf.load_layout().files["CCLF2"]
+    amt, cid, lnum = (lay.get(n) for n in ("CLM_LINE_CVRD_PD_AMT", "CUR_CLM_UNIQ_ID", "CLM_LINE_NUM"))
+    assert amt is not None and cid is not None and lnum is not None
+    text = c2.read_text().splitlines()
+    first = text[0]
+    dup = first[: amt.start - 1] + f"{123.45:0{amt.length}.2f}" + first[amt.start - 1 + amt.length :]
+    c2.write_text("\n".join([*text, dup]) + "\n")
+    after = cclf.read_delivery(ibis.duckdb.connect(), files)["claim_line"].execute()
+    key = (
+        first[cid.start - 1 : cid.start - 1 + cid.length].strip(),
+        int(first[lnum.start - 1 : lnum.start - 1 + lnum.length]),
+    )
+    assert len(after) == len(before)
+    row = after[(after.claim_id == key[0]) & (after.line_num == key[1])]
+    assert row.paid.tolist() == [123.45]
+    keys = ["claim_id", "line_num"]
+    rest_a = after[~((after.claim_id == key[0]) & (after.line_num == key[1]))].sort_values(keys)
+    rest_b = before[~((before.claim_id == key[0]) & (before.line_num == key[1]))].sort_values(keys)
+    pd.testing.assert_frame_equal(rest_a.reset_index(drop=True), rest_b.reset_index(drop=True))

@@ -274,3 +274,38 @@ def test_all_cases_together_match_each_case_alone() -> None:
         # the smallest code of a (claim id, sequence) is kept, as before
         assert set(dx[dx.claim_id == "A1-0"].dx) == {"A001"}
         fa.release()
+
+
+def test_unique_lines_skips_only_a_no_op() -> None:
+    # with lines unique per (claim id, line number) and diagnoses per (claim id, sequence), as the CCLF reader
+    # returns them, skipping the re-delivery step for them gives the same claims, lines, diagnoses, exceptions
+    claims, lines, dxs = [], [], []
+    for i, case in enumerate(CASES):
+        c, ln, dx = (t.execute() for t in _tables(case))
+        c["bene_id"] = BENE[:-2] + f"{i:02d}"
+        for df in (c, ln, dx):
+            df["claim_id"] = df["claim_id"] + f"-{i}"
+        claims.append(c)
+        lines.append(ln)
+        dxs.append(dx)
+
+    def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
+        return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+
+    # the precondition: one row per line key and per diagnosis key (re-delivered claims repeat them here)
+    lines = [pd.concat(lines, ignore_index=True).drop_duplicates(["claim_id", "line_num"])]
+    dxs = [pd.concat(dxs, ignore_index=True).drop_duplicates(["claim_id", "dx_seq"])]
+    out = []
+    for unique in (False, True):
+        fa = final_action(
+            mem(claims, "claim"), mem(lines, "claim_line"), mem(dxs, "claim_dx"), unique_lines=unique
+        )
+        frames = []
+        for t in (fa.claim, fa.claim_line, fa.claim_dx, fa.exceptions):
+            df = t.execute()
+            frames.append(df.sort_values(list(df.columns)).reset_index(drop=True))
+        fa.release()
+        out.append(frames)
+    for a, b in zip(*out, strict=True):
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b)

@@ -142,3 +142,25 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
 def test_store_without_ingest_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="openlead ingest"):
         Store(tmp_path / "nothing")
+
+
+def test_memory_limit_is_a_share_of_ram_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    from openlead.data.ingest import MEMORY_SHARE, memory_limit
+
+    monkeypatch.setenv("OPENLEAD_DUCKDB_MEMORY", "3GiB")
+    assert memory_limit() == "3GiB"
+    monkeypatch.delenv("OPENLEAD_DUCKDB_MEMORY")
+    got = memory_limit()
+    assert got.endswith("MiB")
+    assert int(got.removesuffix("MiB")) == int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20)
+
+
+def test_report_lists_the_store_tables_only(tmp_path: Path) -> None:
+    report = ingest(write_tiny(tmp_path / "in"), tmp_path / "ws")
+    store = Store(tmp_path / "ws")
+    names = set(store.list_tables())
+    store.close()
+    assert set(report.tables) == names
+    assert "claim_exceptions" in names and not any(n.startswith(("_", "ibis_")) for n in names)

@@ -200,11 +200,6 @@ def printf(fmt: str, value: float) -> str:  # type: ignore[empty-body]
     """DuckDB's printf (writer only)."""
 
 
-@ibis.udf.scalar.builtin(name="trim")
-def _trim_spaces(s: str) -> str:  # type: ignore[empty-body]
-    """The engine's one-argument trim: on ASCII text it strips spaces only (reader, ASCII lines only)."""
-
-
 def _sql_str(path: Path) -> str:
     return path.as_posix().replace("'", "''")
 
@@ -217,8 +212,21 @@ def _blank_to_null(s: ir.StringValue) -> ir.StringValue:
     return s.strip().nullif("")
 
 
-def _latest(t: ir.Table, keys: Sequence[str]) -> ir.Table:
-    """Keep, per key, the row of the latest delivery (then the later file, then the later line)."""
+def _latest(t: ir.Table, keys: Sequence[str], con: Any = None) -> ir.Table:
+    """Keep, per key, the row of the latest delivery (then the later file, then the later line).
+
+    With ``con``, the window runs only over the keys that occur more than once: a count per key (a hash
+    aggregate of the key columns) finds them, materialised as a small table; when there is none (the
+    usual case) ``t`` is returned as it is, and otherwise its rows with a unique key pass through untouched.
+    Keys compare with ``IS NOT DISTINCT FROM``, so a NULL key part groups like a window partition."""
+    if con is not None:
+        n = t.group_by([t[k] for k in keys]).aggregate(_nkey=ibis._.count())
+        many = con.create_table(_tmp_name("dups"), n.filter(n._nkey > 1).drop("_nkey"), temp=True)
+        if int(many.count().execute()) == 0:
+            con.raw_sql(f"DROP TABLE IF EXISTS {many.get_name()}")
+            return t
+        on = [t[k].identical_to(many[k]) for k in keys]
+        return _latest(t.semi_join(many, on), keys).union(t.anti_join(many, on))
     w = ibis.window(
         group_by=[t[k] for k in keys],
         order_by=[ibis.desc(t._delivery_key), ibis.desc(t._line_no)],
@@ -227,13 +235,6 @@ def _latest(t: ir.Table, keys: Sequence[str]) -> ir.Table:
 
 
 # ------------------------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class _Check:
-    field: str
-    reason: str
-    bad: ir.BooleanValue
 
 
 @dataclass
@@ -300,9 +301,18 @@ class _Parsed:
     """One CCLF file type read from all its files: typed rows with the first failing check per line."""
 
     file_type: str
-    table: ir.Table  # materialised: _file, _line_no, _delivery_date, _delivery_key, fields, _bad_field, ...
+    table: ir.Table  # _file, _line_no, _delivery_date, _delivery_key, fields, _bad_field, _bad_reason
     lines: dict[int, int]  # file rank → lines in the file
     bad: dict[int, int]  # file rank → bad lines (files with at least one)
+    scratch: list[str] = field(default_factory=list)  # temp tables behind ``table``
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
 def _parse(
@@ -313,102 +323,126 @@ def _parse(
     wanted: Sequence[str],
     extra_checks: Sequence[tuple[str, str, str]],
 ) -> _Parsed:
-    """Slice, type and check all files of one type at once (one read, one materialisation, one count).
+    """Read, slice, type and check all files of one type in ONE statement (one read of the files, one
+    materialisation of the typed columns, nothing else per line).
 
     ``wanted`` names the fields read: each becomes a column (char → trimmed string or null, digits → int64
     if the name is a number we compute with, decimal → float64, date → date). ``extra_checks`` are
     (field, kind, reason) with kind "required" | "claim_type" | "adjustment" | "sex" | "orec".
+
+    The read numbers its rows in file order (``WITH ORDINALITY``, insertion order preserved); the
+    materialised table keeps that ordinal, and a file's line number is the ordinal minus the file's first
+    ordinal plus one (a per-file table of a few hundred rows, joined in the view returned).
+    Fields are space-padded: on a line of plain ASCII without tab or newline the one-argument trim (spaces
+    only there, and about twice as fast) gives exactly what strip() (space, tab, newline) gives; other lines
+    take strip(), decided line by line.
     """
-    raw, lines, scratch = _scan(con, paths, file_map)
-    # stage 1: each field's text, sliced and trimmed once (materialised, so that the typing and the checks
-    # below read columns instead of re-slicing the line in every expression)
     names = [n for n in wanted if lay.get(n) is not None]
-    # fields are space-padded: on lines of plain ASCII without tab or newline the one-argument trim (spaces
-    # only there, and about twice as fast) gives exactly what strip() (space, tab, newline) gives
-    odd = con.raw_sql(
-        f"SELECT bool_or(strlen(line) <> length(line) OR contains(line, chr(9)) OR contains(line, chr(10))) "
-        f"FROM {scratch[0]}"
-    ).fetchone()[0]
-
-    def field_text(f: FieldSpec) -> ir.StringValue:
-        piece = raw.line.substr(f.start - 1, f.length)
-        return _blank_to_null(piece) if odd else _trim_spaces(piece).nullif("")
-
-    sliced = raw.select(
-        "_file",
-        "_line_no",
-        "_delivery_date",
-        "_delivery_key",
-        _len=raw.line.length(),
-        **{f"_s_{n}": field_text(f) for n in names if (f := lay.get(n)) is not None},
+    listed = ", ".join(f"'{_sql_str(p)}'" for p in paths)
+    scan = (
+        f"SELECT m._file, CAST(r.ordinality AS BIGINT) AS _ord, coalesce(r.line, '') AS line "
+        f"FROM read_csv([{listed}], columns = {{'line': 'VARCHAR'}}, filename = true, delim = chr(1), "
+        "quote = '', escape = '', header = false, auto_detect = false, strict_mode = false, "
+        f"parallel = false) WITH ORDINALITY AS r JOIN {file_map} AS m ON r.filename = m._path"
     )
-    st = con.create_table(_tmp_name("sliced"), sliced, temp=True)
-    _drop(con, scratch)
-    cols: dict[str, ir.Value] = {
-        "_file": st._file,
-        "_line_no": st._line_no,
-        "_delivery_date": st._delivery_date,
-        "_delivery_key": st._delivery_key,
-    }
-    text: dict[str, ir.StringValue] = {}
-    for name in names:
-        f = lay.get(name)
+    text: list[str] = []
+    for n in names:
+        f = lay.get(n)
         assert f is not None
-        s = st[f"_s_{name}"]
-        text[name] = s
+        piece = f"substring(line, {f.start}, {f.length})"
+        text.append(
+            f"nullif(CASE WHEN _odd THEN trim({piece}, ' ' || chr(9) || chr(10)) ELSE trim({piece}) END, '') "
+            f"AS {_q('_s_' + n)}"
+        )
+    typed: dict[str, str] = {}
+    what: dict[str, str] = {}
+    for n in names:
+        f = lay.get(n)
+        assert f is not None
+        s = _q("_s_" + n)
         if f.type == "date":
-            cols[name] = s.try_cast("date")
+            typed[n], what[n] = f"TRY_CAST({s} AS DATE)", "a date (YYYY-MM-DD)"
         elif f.type == "decimal":
-            cols[name] = s.try_cast("float64")
-        elif f.type == "digits" and name in _INTEGER_FIELDS:
-            cols[name] = s.try_cast("int64")
+            typed[n], what[n] = f"TRY_CAST({s} AS DOUBLE)", "a number"
+        elif f.type == "digits" and n in _INTEGER_FIELDS:
+            typed[n], what[n] = f"TRY_CAST({s} AS BIGINT)", "a whole number"
         else:
-            cols[name] = s
-    checks: list[_Check] = [
-        _Check(
+            typed[n] = s
+    checks: list[tuple[str, str, str]] = [
+        (
             "record length",
             f"line length differs from the record length {lay.record_length}",
-            st._len != lay.record_length,
-        )
+            f"_len <> {lay.record_length}",
+        ),
     ]
     codes, dropped, _ = claim_type_codes()
+    allowed = {
+        "claim_type": [*codes, *dropped],
+        "adjustment": list(ADJUSTMENT_CODES),
+        "sex": list(SEX_CODES),
+        "orec": list(OREC_CODES),
+    }
     for fld, kind, reason in extra_checks:
-        if fld not in text:
+        if fld not in names:
             continue
-        s = text[fld]
+        s = _q("_s_" + fld)
         if kind == "required":
-            checks.append(_Check(fld, reason, s.isnull()))
-        elif kind == "claim_type":
-            checks.append(_Check(fld, reason, s.notnull() & ~s.isin([*codes, *dropped])))
-        elif kind == "adjustment":
-            checks.append(_Check(fld, reason, s.notnull() & ~s.isin(list(ADJUSTMENT_CODES))))
-        elif kind == "sex":
-            checks.append(_Check(fld, reason, s.notnull() & ~s.isin(list(SEX_CODES))))
-        elif kind == "orec":
-            checks.append(_Check(fld, reason, s.notnull() & ~s.isin(list(OREC_CODES))))
-    for name, s in text.items():
-        f = lay.get(name)
-        assert f is not None
-        if f.type in ("date", "decimal") or (f.type == "digits" and name in _INTEGER_FIELDS):
-            what = {"date": "a date (YYYY-MM-DD)", "decimal": "a number"}.get(f.type, "a whole number")
-            checks.append(_Check(name, f"cannot be read as {what}", s.notnull() & cols[name].isnull()))
+            checks.append((fld, reason, f"{s} IS NULL"))
+        elif kind in allowed:
+            values = ", ".join(_sql_lit(v) for v in allowed[kind])
+            checks.append((fld, reason, f"({s} IS NOT NULL AND NOT ({s} IN ({values})))"))
+    for n in names:
+        if n in what:
+            checks.append(
+                (n, f"cannot be read as {what[n]}", f"({_q('_s_' + n)} IS NOT NULL AND {_q(n)} IS NULL)")
+            )
     # first failing check per line, in check order (record length first)
-    t = st.select(
-        **cols,
-        _bad_field=ibis.cases(*[(c.bad, c.field) for c in checks], else_=ibis.null("string")),
-        _bad_reason=ibis.cases(*[(c.bad, c.reason) for c in checks], else_=ibis.null("string")),
+    bad_field = " ".join(f"WHEN {c} THEN {_sql_lit(fld)}" for fld, _, c in checks)
+    bad_reason = " ".join(f"WHEN {c} THEN {_sql_lit(reason)}" for _, reason, c in checks)
+    texts = ", ".join(_q("_s_" + n) for n in names)
+    # the read itself is one ordered, single-threaded pipeline: it only copies the lines (cheap); slicing
+    # and typing then run in parallel over that copy, in one statement
+    raw = _tmp_name("raw")
+    con.raw_sql(f"CREATE TEMP TABLE {raw} AS {scan}")
+    parsed = _tmp_name("parsed")
+    con.raw_sql("SET preserve_insertion_order = false")
+    con.raw_sql(
+        f"CREATE TEMP TABLE {parsed} AS "
+        f"WITH r AS (SELECT * FROM {raw}), "
+        "o AS (SELECT _file, _ord, line, length(line) AS _len, "
+        "(strlen(line) <> length(line) OR contains(line, chr(9)) OR contains(line, chr(10))) AS _odd "
+        "FROM r), "
+        f"s AS (SELECT _file, _ord, _len, {', '.join(text)} FROM o), "
+        f"t AS (SELECT _file, _ord, _len, {texts}, "
+        + ", ".join(f"{typed[n]} AS {_q(n)}" for n in names)
+        + " FROM s) "
+        f"SELECT _file, _ord, {', '.join(_q(n) for n in names)}, "
+        f"CASE {bad_field} ELSE NULL END AS _bad_field, CASE {bad_reason} ELSE NULL END AS _bad_reason FROM t"
     )
-    t = con.create_table(_tmp_name("parsed"), t, temp=True)
-    _drop(con, [st.get_name()])
-    bad_t = t.filter(t._bad_field.notnull())
-    bad = bad_t.group_by("_file").aggregate(n=bad_t._file.count()).to_pyarrow()
-    n_bad = {int(f): int(n) for f, n in zip(bad["_file"].to_pylist(), bad["n"].to_pylist(), strict=True)}
-    return _Parsed(lay.file_type, t, lines, n_bad)
+    con.raw_sql("SET preserve_insertion_order = true")
+    _drop(con, [raw])
+    files = _tmp_name("lines")
+    con.raw_sql(
+        f"CREATE TEMP TABLE {files} AS SELECT f._file, f._first, f._n, f._nbad, m._delivery_date, "
+        f"m._delivery_key FROM (SELECT _file, min(_ord) AS _first, count(*) AS _n, "
+        f"count(_bad_field) AS _nbad FROM {parsed} GROUP BY _file) AS f "
+        f"JOIN {file_map} AS m ON f._file = m._file"
+    )
+    counts = con.raw_sql(f"SELECT _file, _n, _nbad FROM {files}").fetchall()
+    lines = {int(f): int(n) for f, n, _ in counts}
+    n_bad = {int(f): int(b) for f, _, b in counts if b}
+    t = con.sql(
+        f"SELECT p._file, p._ord, p._ord - f._first + 1 AS _line_no, f._delivery_date, f._delivery_key, "
+        f"{', '.join('p.' + _q(n) for n in names)}, p._bad_field, p._bad_reason "
+        f"FROM {parsed} AS p JOIN {files} AS f ON p._file = f._file"
+    )
+    return _Parsed(lay.file_type, t, lines, n_bad, [parsed, files])
 
 
 def _good(p: _Parsed) -> ir.Table:
     t = p.table
     good = t.filter(t._bad_field.isnull()).drop("_file", "_bad_field", "_bad_reason")
+    # (``_ord`` stays: a row id within the file type, for joins back to the typed rows)
     if "CLM_TYPE_CD" in good.columns:
         _, dropped, _ = claim_type_codes()
         good = good.filter(~good.CLM_TYPE_CD.isin(list(dropped)))
@@ -780,6 +814,8 @@ def load_delivery(
         restore_order()
     good = {ftype: [_good(pt)] for ftype, pt in parsed.items()}
     tables = _assemble(con, good, supplements, metas)
+    # the assembled tables are materialised: the typed lines behind them are no longer needed
+    _drop(con, [name for pt in parsed.values() for name in pt.scratch])
     return CclfDelivery(tables=tables, rejected=rejected, files=metas)
 
 
@@ -943,14 +979,19 @@ def _assemble(
 
     # ---- Part B lines (CCLF5 carrier, CCLF6 DME)
     for ftype in ("CCLF5", "CCLF6"):
-        b = get(ftype)
+        # lines carry no beneficiary: read unmapped (the crosswalk join changes BENE_MBI_ID only, 1:1)
+        b = u.get(ftype)
         if b is None:
             continue
         carrier = ftype == "CCLF5"
-        npi = _col(b, "RNDRG_PRVDR_NPI_NUM") if carrier else _col(b, "PAYTO_PRVDR_NPI_NUM")
-        tin = _col(b, "CLM_RNDRG_PRVDR_TAX_NUM") if carrier else ibis.null("string")
+
+        def npi_tin(b: ir.Table, carrier: bool = carrier) -> ir.Table:
+            npi = _col(b, "RNDRG_PRVDR_NPI_NUM") if carrier else _col(b, "PAYTO_PRVDR_NPI_NUM")
+            tin = _col(b, "CLM_RNDRG_PRVDR_TAX_NUM") if carrier else ibis.null("string")
+            return b.mutate(_npi=npi, _tin=tin)
+
         units = b.CLM_LINE_SRVC_UNIT_QTY if carrier else ibis.literal(1.0)
-        b = b.mutate(_npi=npi, _tin=tin)
+        b = npi_tin(b)
         lines.append(
             b.select(
                 claim_id=b.CUR_CLM_UNIQ_ID,
@@ -973,12 +1014,47 @@ def _assemble(
             )
         )
         # claim-level fields from the lowest line of each (claim, delivery); paid = sum of the lines, summed
-        # exactly (decimal) so that it does not depend on the order rows reach the window
-        w = ibis.window(group_by=[b.CUR_CLM_UNIQ_ID, b._delivery_key], order_by=[b.CLM_LINE_NUM, b._line_no])
-        wsum = ibis.window(group_by=[b.CUR_CLM_UNIQ_ID, b._delivery_key])
-        exact = b.CLM_LINE_CVRD_PD_AMT.cast(dt.Decimal(38, EXACT_SCALE))
-        h = b.mutate(_rn=ibis.row_number().over(w), _paid=exact.sum().over(wsum).cast("float64"))
-        h = h.filter(h._rn == 0)
+        # exactly (decimal) so that it does not depend on the order rows reach the window. Only the columns
+        # the header reads go through the window, and the header is materialised once (claims and the 12
+        # diagnosis columns read it)
+        b = get(ftype)
+        assert b is not None
+        b = npi_tin(b)
+        hcols = [
+            c
+            for c in (
+                "CUR_CLM_UNIQ_ID",
+                "BENE_MBI_ID",
+                "CLM_TYPE_CD",
+                "CLM_FROM_DT",
+                "CLM_THRU_DT",
+                "CLM_ADJSMT_TYPE_CD",
+                "CLM_EFCTV_DT",
+                "CLM_CNTL_NUM",
+                "CLM_LINE_NUM",
+                "CLM_LINE_CVRD_PD_AMT",
+                "_npi",
+                "_tin",
+                "_delivery_date",
+                "_delivery_key",
+                "_line_no",
+                *(f"CLM_DGNS_{i}_CD" for i in range(1, PART_B_DX + 1)),
+            )
+            if c in b.columns
+        ]
+        # the windows run over a narrow key table (row id, ordering keys, amount); the header rows are then
+        # fetched by row id (``_ord`` numbers the rows of one file type's read)
+        k = b.select(
+            "CUR_CLM_UNIQ_ID", "_delivery_key", "CLM_LINE_NUM", "_line_no", "_ord", "CLM_LINE_CVRD_PD_AMT"
+        )
+        w = ibis.window(group_by=[k.CUR_CLM_UNIQ_ID, k._delivery_key], order_by=[k.CLM_LINE_NUM, k._line_no])
+        wsum = ibis.window(group_by=[k.CUR_CLM_UNIQ_ID, k._delivery_key])
+        exact = k.CLM_LINE_CVRD_PD_AMT.cast(dt.Decimal(38, EXACT_SCALE))
+        k = k.mutate(_rn=ibis.row_number().over(w), _paid=exact.sum().over(wsum).cast("float64"))
+        k = k.filter(k._rn == 0).select(_h_ord=k._ord, _paid=k._paid)
+        b = b.select(*hcols, "_ord")
+        h = b.join(k, b._ord == k._h_ord).drop("_ord", "_h_ord")
+        h = con.create_table(_tmp_name("hdr"), h, temp=True)
         claims.append(
             h.select(
                 claim_id=h.CUR_CLM_UNIQ_ID,
@@ -1025,7 +1101,7 @@ def _assemble(
     # ---- claim (every version and delivery), IME/DSH/UCC supplement
     claim = _union(claims)
     if claim is not None:
-        claim = _latest(claim, ["claim_id", "delivery_date"])
+        claim = _latest(claim, ["claim_id", "delivery_date"], con)
         sup = _read_supplement(con, supplements)
         if sup is not None:
             j = claim.left_join(sup, claim.claim_id == sup._s_claim_id)
@@ -1039,7 +1115,7 @@ def _assemble(
     # ---- claim_line, fee reductions from CCLFA (claim level) / CCLFB (line level)
     line = _union(lines)
     if line is not None:
-        line = _latest(line, ["claim_id", "line_num"])
+        line = _latest(line, ["claim_id", "line_num"], con)
         fee_b = u.get("CCLFB")
         if fee_b is not None:
             fb = _latest(fee_b, ["CUR_CLM_UNIQ_ID", "CLM_LINE_NUM"])
@@ -1052,11 +1128,17 @@ def _assemble(
         if fee_a is not None:
             fa = _latest(fee_a, ["CUR_CLM_UNIQ_ID"])
             fa = fa.select(_a_id=fa.CUR_CLM_UNIQ_ID, _a_red=fa.CLM_PBP_RDCTN_AMT.abs())
-            first = ibis.window(group_by=line.claim_id, order_by=line.line_num)
-            line = line.mutate(_first=ibis.row_number().over(first) == 0)
-            line = line.left_join(fa, line.claim_id == fa._a_id)
+            # the claim's lowest line number (line numbers are unique per claim after _latest, and never
+            # null): found for the claims of CCLFA only, instead of a window over every line
+            fa = con.create_table(_tmp_name("fee_a"), fa, temp=True)
+            fl = line.semi_join(fa, line.claim_id == fa._a_id)
+            fl = fl.group_by(_f_id=fl.claim_id).aggregate(_f_ln=fl.line_num.min())
+            fa = fa.join(fl, fa._a_id == fl._f_id).select("_a_id", "_a_red", "_f_ln")
+            line = line.left_join(fa, (line.claim_id == fa._a_id) & (line.line_num == fa._f_ln))
             line = line.mutate(
-                _red_a=ibis.ifelse((line._part == "A") & line._first, line._a_red, ibis.null("float64"))
+                _red_a=ibis.ifelse(
+                    (line._part == "A") & line._a_id.notnull(), line._a_red, ibis.null("float64")
+                )
             )
         else:
             line = line.mutate(_red_a=ibis.null("float64"))
@@ -1065,7 +1147,7 @@ def _assemble(
 
     dx = _union(dxs)
     if dx is not None:
-        dx = _latest(dx, ["claim_id", "dx_seq"])
+        dx = _latest(dx, ["claim_id", "dx_seq"], con)
         out["claim_dx"] = dx.select(SCHEMAS["claim_dx"].column_names)
 
     # ---- beneficiary (CCLF8), one row per current MBI, latest delivery first

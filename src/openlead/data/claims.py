@@ -182,6 +182,7 @@ def final_action(
     *,
     require_ime_dsh: bool = True,
     cache: bool = True,
+    unique_lines: bool = False,
 ) -> FinalAction:
     """Apply the final-action rule (SPEC §3.2) to raw contract tables holding every version.
 
@@ -189,6 +190,10 @@ def final_action(
     materialised once by the backend (ibis ``Table.cache``), so the claim, line, diagnosis and exception
     outputs, which all depend on them, do not recompute them. Window functions run only over keys and sets
     with several rows; one-row sets (most claims) are resolved by a projection with the same values.
+
+    ``unique_lines`` tells that ``claim_line`` is already unique per (claim_id, line_num) and ``claim_dx`` per
+    (claim_id, dx_seq) (the CCLF reader keeps the latest delivery of each): the re-delivery step for lines
+    and diagnoses, which would return them unchanged, is skipped (two passes over the largest tables).
 
     Raises :class:`InputError` when ``require_ime_dsh`` and a final-action inpatient claim lacks IME or DSH
     (SPEC: required on inpatient claims; supply them in ``cclf_supplement.parquet``, never as zero).
@@ -212,13 +217,17 @@ def final_action(
     # gives the same row); a diagnosis is the smallest code of its (claim id, sequence), as ordering by code
     # and keeping the first did.
     c = _first_split(claim.select(claim_cols), ["claim_id"], lambda t: [ibis.desc(t.delivery_date)], keep)
-    ln = _first_split(
-        claim_line.select(line_cols),
-        ["claim_id", "line_num"],
-        lambda t: [ibis.desc(t.paid), ibis.desc(t.allowed), t.hcpcs],
-        keep,
-    )
-    dx = claim_dx.group_by(["claim_id", "dx_seq"]).aggregate(dx=claim_dx.dx.min()).select(dx_cols)
+    if unique_lines:
+        ln = claim_line.select(line_cols)
+        dx = claim_dx.select(dx_cols)
+    else:
+        ln = _first_split(
+            claim_line.select(line_cols),
+            ["claim_id", "line_num"],
+            lambda t: [ibis.desc(t.paid), ibis.desc(t.allowed), t.hcpcs],
+            keep,
+        )
+        dx = claim_dx.group_by(["claim_id", "dx_seq"]).aggregate(dx=claim_dx.dx.min()).select(dx_cols)
     exceptions: list[ir.Table] = []
 
     # 3-5. Part A: claim-level sets

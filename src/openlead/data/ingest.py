@@ -27,6 +27,13 @@ from openlead.data import schemas
 from openlead.data.store import STORE_FILE, duckdb_connect
 from openlead.errors import InputError
 
+# share of the machine's memory DuckDB may use during ingest (it spills beyond it to W/tmp); the
+# environment variable OPENLEAD_DUCKDB_MEMORY, when set, takes precedence
+MEMORY_SHARE = 0.4
+# store write path: FSST string compression costs about as much time as the rest of the write together
+# (its symbol tables are trained per segment); without it DuckDB still dictionary-, RLE- and bit-packs
+# strings. Same rows and values, a larger file.
+DISABLED_COMPRESSION = "fsst"
 CCLF_NAME = re.compile(r"ZC[0-9A-Z]Y\d{2}\.D\d{6}\.T\d+", re.IGNORECASE)
 CLAIM_TABLES = ("claim", "claim_line", "claim_dx")
 SUPPLEMENT = "cclf_supplement.parquet"
@@ -48,6 +55,16 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit for ingest: ``OPENLEAD_DUCKDB_MEMORY`` or a share of physical memory."""
+    env = os.environ.get("OPENLEAD_DUCKDB_MEMORY")
+    if env:
+        return env
+    import psutil
+
+    return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20))}MiB"
 
 
 def _is_cclf(path: Path) -> bool:
@@ -127,8 +144,9 @@ def ingest(
     for leftover in (tmp, tmp.with_suffix(".duckdb.wal")):
         if leftover.exists():
             leftover.unlink()
-    con = duckdb_connect(tmp)
+    con = duckdb_connect(tmp, memory_limit=memory_limit())
     try:
+        con.raw_sql(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
         # row order matters only where row numbers are taken (CSV below; the CCLF reader sets it itself):
         # everywhere else DuckDB may process and write rows in any order (faster, same tables as sets)
         con.raw_sql("SET preserve_insertion_order = false")
@@ -174,9 +192,11 @@ def ingest(
 
         say("applying the final-action rule to claim versions")
         report.raw_claim_versions = int(raw["claim"].count().execute())
-        fa = final_action(raw["claim"], raw["claim_line"], raw["claim_dx"])
+        # the CCLF reader returns lines and diagnoses unique per key already (latest delivery kept)
+        fa = final_action(raw["claim"], raw["claim_line"], raw["claim_dx"], unique_lines=bool(cclf_files))
         final = {"claim": fa.claim, "claim_line": fa.claim_line, "claim_dx": fa.claim_dx}
         # 4. write the store tables (without the _row helper column)
+        say("writing the store")
         for name, t in raw.items():
             if name in CLAIM_TABLES:
                 continue
@@ -202,7 +222,11 @@ def ingest(
             report.warnings.append(
                 f"{orphans} final-action claims belong to beneficiaries not in beneficiary"
             )
-        for name in con.list_tables():
+        stored = con.raw_sql(
+            "SELECT table_name FROM duckdb_tables() "
+            "WHERE NOT temporary AND database_name = current_database()"
+        ).fetchall()
+        for (name,) in sorted(stored):
             report.tables[name] = int(con.table(name).count().execute())
         report.final_claims = report.tables.get("claim", 0)
         report.exceptions = report.tables.get("claim_exceptions", 0)
