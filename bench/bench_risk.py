@@ -4,7 +4,9 @@
    a diagnoses table, DuckDB backend, materialised into a DuckDB table) at N beneficiaries, against hccinfhir
    0.4.0 (``calculate_raf`` called once per beneficiary, as the test oracle does) on the first
    ``--hccinfhir-sample`` of the same beneficiaries. The ratio is per core: (ours/s ÷ DuckDB threads) ÷
-   (hccinfhir/s, single-threaded); target ≥ 50×.
+   (hccinfhir/s, single-threaded); target ≥ 50×. On a shared machine the wall ratio undercounts a
+   multi-threaded run (its threads wait for cores that a single thread does not), so the ratio per
+   CPU-second (rows ÷ process CPU time, all threads) is reported beside it, with the load average.
 2. Peak memory (RSS) of the scorer's process at N.
 3. AI-inferred risk (``model_frame`` + ``train``, then ``score_ai``) on a generated region of
    ``--ai-beneficiaries`` (cached workspace bench/out/bench-ws-<N>, as bench/bench_benchmark.py makes it).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -47,15 +50,15 @@ con.raw_sql("CREATE TABLE demo AS SELECT * FROM read_parquet({demo!r})")
 con.raw_sql("CREATE TABLE dx AS SELECT * FROM read_parquet({dx!r})")
 threads = int(con.sql("SELECT current_setting('threads') AS t").execute().t[0])
 rss_before = psutil.Process().memory_info().rss / 1024**3
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 con.create_table("scores", score_hcc(con, con.table("demo"), con.table("dx"), year={year}))
-secs = time.perf_counter() - t
+secs, cpu = time.perf_counter() - t, time.process_time() - c
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 n, flagged, total = con.raw_sql("SELECT count(*), count(dq_flag), sum(score) FROM scores").fetchone()
 con.raw_sql("COPY (SELECT bene_id, score FROM scores WHERE bene_id < {first_out!r}) TO {sample_out!r} "
             "(FORMAT parquet)")
-print(json.dumps({{"seconds": secs, "threads": threads, "rows": n, "flagged": flagged, "score_sum": total,
-                  "rss_before_gib": rss_before, "peak_rss_gib": peak}}))
+print(json.dumps({{"seconds": secs, "cpu_seconds": cpu, "threads": threads, "rows": n, "flagged": flagged,
+                  "score_sum": total, "rss_before_gib": rss_before, "peak_rss_gib": peak}}))
 """
 
 CHILD_HCCINFHIR = """
@@ -68,12 +71,12 @@ dx = dx[dx.bene_id.isin(set(demo.bene_id))]
 dx_by = dx.groupby("bene_id").dx.apply(list).to_dict()
 calls = [(dx_by.get(r.bene_id, []), dict(age=int(r.age), sex=r.sex, dual_elgbl_cd=r.dual_status_code,
           orec=r.orec, new_enrollee=bool(r.new_enrollee), lti=bool(r.lti))) for r in demo.itertuples()]
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 scores = [calculate_raf(codes, {model!r}, **kw).risk_score for codes, kw in calls]
-secs = time.perf_counter() - t
+secs, cpu = time.perf_counter() - t, time.process_time() - c
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 pd.DataFrame({{"bene_id": demo.bene_id.to_numpy(), "score": scores}}).to_parquet({sample_out!r})
-print(json.dumps({{"seconds": secs, "rows": len(scores), "peak_rss_gib": peak}}))
+print(json.dumps({{"seconds": secs, "cpu_seconds": cpu, "rows": len(scores), "peak_rss_gib": peak}}))
 """
 
 CHILD_PREP_REGION = """
@@ -216,6 +219,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
 
     # ---- 1 + 2: HCC scoring ----------------------------------------------------------------------------
+    load_avg = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews the wall ratio
     t = time.perf_counter()
     folder = a.out / f"risk-inputs-{n}-{a.seed}"
     demo_p, dx_p, n_dx = build_population(n, a.seed, folder)
@@ -243,6 +247,10 @@ def main() -> None:
     ours_rate = ours["rows"] / ours["seconds"]
     theirs_rate = theirs["rows"] / theirs["seconds"]
     ratio = (ours_rate / ours["threads"]) / theirs_rate
+    # per CPU-second (process CPU time, all threads): fair when the cores are shared with other work
+    ours_cpu_rate = ours["rows"] / ours["cpu_seconds"]
+    theirs_cpu_rate = theirs["rows"] / theirs["cpu_seconds"]
+    ratio_cpu = ours_cpu_rate / theirs_cpu_rate
     result: dict[str, Any] = {
         "hcc": {
             "model": "V28",
@@ -252,6 +260,8 @@ def main() -> None:
             "inputs_build_seconds": round(build_s, 1),
             "openlead_seconds": round(ours["seconds"], 3),
             "openlead_beneficiaries_per_s": round(ours_rate),
+            "openlead_cpu_seconds": round(ours["cpu_seconds"], 3),
+            "openlead_beneficiaries_per_cpu_s": round(ours_cpu_rate),
             "openlead_duckdb_threads": ours["threads"],
             "openlead_rows_flagged": ours["flagged"],
             "openlead_peak_rss_gib": round(ours["peak_rss_gib"], 3),
@@ -260,9 +270,13 @@ def main() -> None:
             "hccinfhir_sample": theirs["rows"],
             "hccinfhir_seconds": round(theirs["seconds"], 3),
             "hccinfhir_beneficiaries_per_s": round(theirs_rate),
+            "hccinfhir_cpu_seconds": round(theirs["cpu_seconds"], 3),
+            "hccinfhir_beneficiaries_per_cpu_s": round(theirs_cpu_rate),
             "hccinfhir_threads": 1,
             "hccinfhir_peak_rss_gib": round(theirs["peak_rss_gib"], 3),
             "ratio_per_core": round(ratio, 1),
+            "ratio_per_cpu_second": round(ratio_cpu, 1),
+            "load_average_at_start": load_avg,
             "agreement_on_sample": {
                 **agreement(folder / "sample_ours.parquet", folder / "sample_hccinfhir.parquet"),
                 "note": "differences are the documented CMS_DEVIATIONS classes (tests/test_hcc.py)",
@@ -312,8 +326,8 @@ def main() -> None:
         )
         result["ai"] = ai
 
-    result["targets"] = {"hcc_ratio_per_core": ">= 50"}
-    result["target_met"] = {"hcc_ratio_per_core": ratio >= 50}
+    result["targets"] = {"hcc_ratio_per_core": ">= 50", "hcc_ratio_per_cpu_second": ">= 50"}
+    result["target_met"] = {"hcc_ratio_per_core": ratio >= 50, "hcc_ratio_per_cpu_second": ratio_cpu >= 50}
     print(json.dumps(result, indent=2))
 
 

@@ -444,3 +444,54 @@ def test_agreement_with_hccinfhir() -> None:
     assert sizes == EXPECTED_CLASS_SIZES
     assert {k: v for k, v in mismatches.items() if k != "edit_multi_cc"} == EXPECTED_MISMATCHES
     assert 100 <= mismatches["edit_multi_cc"] <= EXPECTED_CLASS_SIZES["edit_multi_cc"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The scorer's one-pass HCC stage (family bit masks / counters) against the long-form reference path
+# (diagnoses -> CCs -> conditional CCs -> hierarchy anti-join), on edge cases and the 10,000 population
+# ---------------------------------------------------------------------------------------------------
+
+
+def _long_form_hccs(demo: ibis.Table, dx: ibis.Table) -> dict[str, str]:
+    from openlead.risk.hcc import _hcc_set, _mapped_ccs, _norm_demographics, _norm_dx, _segment_demographics
+
+    tb = T.load_tables(T.V28, YEAR)
+    d = _segment_demographics(_norm_demographics(demo, tb.structure), tb.structure)
+    h = con.execute(_hcc_set(_mapped_ccs(_norm_dx(dx), d, tb), tb))
+    return {b: ",".join(str(c) for c in sorted(int(x) for x in g.cc)) for b, g in h.groupby("bene_id")}
+
+
+EDGE_DX = {
+    # the same CC from duplicate rows and from two codes, under its parent: E11.22 (37) > E11.9/E11.65 (38)
+    "dups": ["E119", "E119", "E11.9", "E1165", "E1122", "E1122"],
+    # conditional CC 223 (T82.512A) alone with its child 227 (I42.0): 223 removed first, so 227 stays
+    "cond_223_227": ["T82512A", "I420"],
+    # 223 with 226 (I11.0): 223 kept (226 is another HF CC) and drops 226 and 227 by hierarchy
+    "cond_223_226": ["T82512A", "I110", "I420"],
+    # 221 (T86.20) > 223 > 226: only 221 survives
+    "hf_chain": ["T8620", "T82512A", "I110"],
+    # a long list within one family and across families
+    "many": ["C189", "C50911", "E119", "E1122", "I509", "I110", "J449", "N184", "N186", "F1120", "F319"],
+    "only_unknown": ["ZZZ999", "R69"],
+}
+
+
+def test_one_pass_hcc_stage_matches_long_form() -> None:
+    demo = _demo([{"bene_id": b} for b in EDGE_DX])
+    dx = _dx([(b, d) for b, codes in EDGE_DX.items() for d in codes])
+    got = _score(demo, dx)
+    ref = _long_form_hccs(demo, dx)
+    for b in EDGE_DX:
+        assert got.loc[b].hccs == ref.get(b, ""), b
+        assert got.loc[b].hcc_count == (len(ref[b].split(",")) if b in ref else 0), b
+    assert got.loc["dups"].hccs == "37" and got.loc["cond_223_227"].hccs == "227"
+    assert got.loc["cond_223_226"].hccs == "223" and got.loc["hf_chain"].hccs == "221"
+    # a beneficiary known only from diagnoses, all of them unknown codes, still gets a (flagged) row
+    ghost = _score(_demo([{"bene_id": "x"}]), _dx([("ghost", "ZZZ999")]))
+    assert ghost.loc["ghost"].dq_flag == "no_demographics" and len(ghost) == 2
+
+    demo_df, dx_df = _population()
+    pop_demo, pop_dx = ibis.memtable(demo_df), ibis.memtable(dx_df)
+    got = _score(pop_demo, pop_dx)
+    ref = _long_form_hccs(pop_demo, pop_dx)
+    assert {b: h for b, h in got.hccs.items() if h} == ref

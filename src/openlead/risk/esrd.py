@@ -40,12 +40,14 @@ import ibis.expr.types as ir
 from openlead.risk import tables as T
 from openlead.risk.hcc import (
     _band,
-    _hcc_set,
-    _hcc_summary,
-    _interaction_terms,
-    _mapped_ccs,
+    _bene_hccs,
+    _hcc_list,
+    _hcc_score,
+    _interaction_score,
+    _keyed_sums,
     _norm_demographics,
-    _norm_dx,
+    _segment_factors,
+    _sel,
 )
 from openlead.risk.tables import ESRD_V24, HccTables
 
@@ -78,18 +80,16 @@ HCCINFHIR_DEVIATIONS = {
 
 
 def _segment(d: ir.Table, st: T.ModelStructure) -> ir.Table:
-    """Valid rows with ESRD flags, segment, cell and duration."""
-    d = d.filter(d.reason.isnull())
+    """Every row with ESRD flags, segment, cell and duration (meaningful where ``reason`` is null; dur is
+    '' outside a functioning graft)."""
     aged = d.age >= 65
     female = d.sex_code == "2"
-    fbd = d.dual.isin(list(st.full_dual_codes))
-    pbd = d.dual.isin(list(st.partial_dual_codes)) & ~fbd
+    fbd = d.dual.isin(list(st.full_dual_codes)).fill_null(False)
+    pbd = d.dual.isin(list(st.partial_dual_codes)).fill_null(False) & ~fbd
     gm = d.graft_months.cast("int64")
     transplant = gm.notnull() & (gm >= 1) & (gm <= TRANSPLANT_MONTHS)
     graft = gm.notnull() & (gm > TRANSPLANT_MONTHS)
-    dur = ibis.cases(
-        (graft & (gm <= GRAFT_SHORT_MAX), "DUR4_9"), (graft, "DUR10PL"), else_=ibis.null("string")
-    )
+    dur = ibis.cases((graft & (gm <= GRAFT_SHORT_MAX), "DUR4_9"), (graft, "DUR10PL"), else_="")
     segment = ibis.cases(
         (transplant, "TRANSPLANT"),
         (graft & d.ne, "GNE"),
@@ -124,23 +124,37 @@ def _segment(d: ir.Table, st: T.ModelStructure) -> ir.Table:
     )
 
 
-def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
-    """(bene_id, term, component, prefixed): every model variable equal to 1 for the beneficiary.
+# the columns the demographic and graft terms depend on (the key of the demographic profiles)
+DEMO_KEYS = (
+    "segment",
+    "cell",
+    "female",
+    "aged",
+    "origds",
+    "orig_esrd",
+    "lti",
+    "fbd",
+    "pbd",
+    "ne_origds",
+    "ne_aged",
+    "dur",
+)
+CE_SEGMENTS = ("DI", "GI", "GFA", "GFN", "GNPA", "GNPN")  # continuing enrollees: HCCs and interactions
+
+
+def _demo_terms(demo: ir.Table, ids: tuple[str, ...]) -> ir.Table:
+    """(*ids, term, component, prefixed): the demographic and graft variables equal to 1.
 
     A prefixed term is looked up as ``<segment>_<term>``; the others (transplant factor, graft duration
-    terms, LTI_GE65/LT65) by their own name, as CMS's table names them.
+    terms, LTI_GE65/LT65) by their own name, as CMS's table names them. HCCs and interactions are summed
+    by ``hcc._bene_hccs`` / ``hcc._interaction_score`` (continuing-enrollee segments only).
     """
 
     def sel(t: ir.Table, term: ir.StringValue | str, comp: str, prefixed: bool = True) -> ir.Table:
-        return t.select(
-            bene_id=t.bene_id,
-            term=ibis.literal(term) if isinstance(term, str) else term,
-            component=ibis.literal(comp),
-            prefixed=ibis.literal(prefixed),
-        )
+        return _sel(t, term, comp, ids, prefixed=ibis.literal(prefixed))
 
     seg = demo.segment
-    ce = demo.filter(seg.isin(["DI", "GI", "GFA", "GFN", "GNPA", "GNPN"]))
+    ce = demo.filter(seg.isin(list(CE_SEGMENTS)))
     sexw = ibis.cases((ce.female, "Female"), else_="Male")
     agew = ibis.cases((ce.aged, "Aged"), else_="NonAged")
     parts = [
@@ -162,15 +176,8 @@ def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
         + ne.cell
     )
     parts.append(sel(ne, ne_term, "demographic"))
-    # HCCs and disease interactions: continuing-enrollee segments only
-    ce_ids = ce.select("bene_id")
-    h = hccs.semi_join(ce_ids, "bene_id")
-    parts.append(sel(h, "HCC" + h.cc, "hcc"))
-    pseudo = ce.filter(~ce.aged).select("bene_id", grp=ibis.literal("NONAGED"))
-    inter = _interaction_terms(h, pseudo, tb)
-    parts.append(sel(inter, inter.term, "interaction"))
     # functioning-graft duration terms (no prefix)
-    g = demo.filter(demo.dur.notnull())
+    g = demo.filter(demo.dur != "")
     age65 = ibis.cases((ibis.cases((g.segment == "GNE", g.ne_aged), else_=g.aged), "GE65"), else_="LT65")
     dual = ibis.cases((g.fbd, "FBD"), else_="ND_PBD")
     fg = ibis.cases((g.segment == "GI", "FGI_"), else_="FGC_")
@@ -189,6 +196,9 @@ def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
     )
     gi = g.filter(g.segment == "GI")
     parts.append(sel(gi, "LTI_" + ibis.cases((gi.aged, "GE65"), else_="LT65"), "graft", prefixed=False))
+    # the graft new enrollee's actuarial adjustment (a divisor, summed separately)
+    adj = g.filter(g.segment == "GNE")
+    parts.append(sel(adj, "ActAdj_" + adj.dur, "act_adj", prefixed=False))
     out = parts[0]
     for p in parts[1:]:
         out = out.union(p, distinct=False)
@@ -224,56 +234,46 @@ def score_esrd(
     st = tb.structure
     if "graft_months" not in demographics.columns:  # no transplant data: every row is dialysis
         demographics = demographics.mutate(graft_months=ibis.null("int64"))
-    d_all = _norm_demographics(demographics, st, keep=("graft_months",))
-    demo = _segment(d_all, st)
-    dx = _norm_dx(diagnoses)
-    hccs = _hcc_set(_mapped_ccs(dx, demo, tb), tb)
-    terms = _terms(demo, hccs, tb)
-    keyed = terms.join(demo.select("bene_id", "segment"), "bene_id")
-    keyed = keyed.mutate(
-        key=ibis.cases((keyed.prefixed, keyed.segment + "_" + keyed.term), else_=keyed.term).lower()
+    d_all = _segment(_norm_demographics(demographics, st, keep=("graft_months",)), st)
+    ok_rows = d_all.filter(d_all.reason.isnull())
+    b = _bene_hccs(diagnoses, ok_rows, tb)
+    # demographic, graft and adjustment terms depend on a handful of columns: solved on the distinct profiles
+    prof = ok_rows.select(*DEMO_KEYS).distinct()
+    sums = _keyed_sums(
+        _demo_terms(prof, DEMO_KEYS), DEMO_KEYS, tb.coefficients, ("demographic", "graft", "act_adj")
     )
-    coef = tb.coefficients
-    valued = keyed.join(coef, keyed.key == coef.term).select(keyed.bene_id, keyed.component, coef.value)
-    sums = valued.group_by("bene_id").aggregate(
-        **{f"score_{c}": valued.value.sum(where=valued.component == c) for c in COMPONENTS}
-    )
-    adj_keys = demo.filter((demo.segment == "GNE") & demo.dur.notnull())
-    adj_keys = adj_keys.select("bene_id", key=("ActAdj_" + adj_keys.dur).lower())
-    adj = adj_keys.join(coef, adj_keys.key == coef.term).select("bene_id", act_adj=coef.value)
-    hagg = _hcc_summary(hccs)
-    dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")
-    base = d_all.select("bene_id", "reason").union(
-        dx_only.select("bene_id", reason=ibis.literal("no_demographics")), distinct=False
-    )
-    out = base.left_join(demo.select("bene_id", "segment", "cell", "graft_months"), "bene_id").drop(
-        "bene_id_right"
-    )
-    for t in (hagg, sums, adj):
-        out = out.left_join(t, "bene_id").drop("bene_id_right")
-    ok = out.reason.isnull()
-    act_adj = ibis.cases((ok, out.act_adj.fill_null(1.0)), else_=ibis.null("float64"))
-
-    def num(c: str) -> ir.FloatingValue:
-        return ibis.cases(
-            (ok, out[c].fill_null(0.0) / out.act_adj.fill_null(1.0)), else_=ibis.null("float64")
-        )
-
-    comps = {f"score_{c}": num(f"score_{c}") for c in COMPONENTS}
+    j = d_all.outer_join(b, "bene_id")
+    known = j.bene_id.notnull()
+    j = j.mutate(
+        bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
+        reason=ibis.cases((known, j.reason), else_="no_demographics"),
+    ).drop("bene_id_right")
+    j = j.left_join(sums, list(DEMO_KEYS)).drop(*[f"{c}_right" for c in DEMO_KEYS])
+    j = j.left_join(_segment_factors(tb, CE_SEGMENTS), "segment").drop("segment_right")
+    ok = j.reason.isnull()
+    ce = j.segment.isin(list(CE_SEGMENTS))
+    adj = j.score_act_adj.fill_null(1.0)
+    raw = {
+        "score_demographic": j.score_demographic.fill_null(0.0),
+        "score_hcc": _hcc_score(j, tb),
+        "score_interaction": _interaction_score(j, {"NONAGED": (ce & ~j.aged).fill_null(False)}, tb),
+        "score_graft": j.score_graft.fill_null(0.0),
+    }
+    comps = {c: ibis.cases((ok, v / adj), else_=ibis.null("float64")) for c, v in raw.items()}
     total = (
         comps["score_demographic"] + comps["score_hcc"] + comps["score_interaction"] + comps["score_graft"]
     )
-    return out.select(
+    return j.select(
         "bene_id",
         model=ibis.literal(tb.model),
         table_year=ibis.literal(tb.year),
-        segment=out.segment,
-        cell=out.cell,
-        graft_months=out.graft_months,
-        hcc_count=ibis.cases((ok, out.hcc_count.fill_null(0)), else_=ibis.null("int64")),
-        hccs=ibis.cases((ok, out.hccs.fill_null("")), else_=ibis.null("string")),
+        segment=ibis.cases((ok, j.segment), else_=ibis.null("string")),
+        cell=ibis.cases((ok, j.cell), else_=ibis.null("string")),
+        graft_months=ibis.cases((ok, j.graft_months), else_=ibis.null("int64")),
+        hcc_count=ibis.cases((ok, j.n_hcc.fill_null(0).cast("int64")), else_=ibis.null("int64")),
+        hccs=ibis.cases((ok, _hcc_list(j.ccs).fill_null("")), else_=ibis.null("string")),
         **comps,
-        act_adj=act_adj,
+        act_adj=ibis.cases((ok, adj), else_=ibis.null("float64")),
         score=total,
-        dq_flag=out.reason,
+        dq_flag=j.reason,
     )

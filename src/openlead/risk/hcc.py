@@ -13,6 +13,15 @@ loop over beneficiaries. The steps follow CMS's SAS software, as also coded by h
 5. each term is looked up as ``<segment>_<term>`` in the coefficient table (a term without a coefficient in
    the beneficiary's segment counts zero, exactly as hccinfhir and the SAS software do), then summed.
 
+How ``score_hcc`` / ``esrd.score_esrd`` compute it, each big table being passed once (the long-form helpers
+``_mapped_ccs`` / ``_hcc_set`` / ``_terms`` remain for the recalibration and the data-quality counts):
+dx codes are normalised on their distinct values and joined to one reference table (dx -> CC, family,
+counter, edit; ``tables.cc_reference``); only edit-bearing rows meet the demographics; one aggregation per
+(beneficiary, CC family) yields counters whose distinct values (a few thousand) are resolved into the
+surviving CCs with their group flags and per-segment factors; one aggregation per beneficiary sums them;
+one outer join with the demographics; demographic, count, interaction and segment factors come from
+small tables joined on (segment, cell, flags).
+
 Where hccinfhir departs from CMS's rules the scorer follows CMS (see ``CMS_DEVIATIONS``); the agreement
 test asserts each such class and its count.
 """
@@ -20,10 +29,13 @@ test asserts each such class and its count.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from functools import lru_cache
 from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 from ibis import _
 
 from openlead.errors import ParameterError
@@ -51,6 +63,7 @@ CMS_DEVIATIONS = {
 }
 
 COMPONENTS = ("demographic", "hcc", "interaction", "count")
+_DUAL_CLEAN = (*(f"{i:02d}" for i in range(11)), "NA", "99")  # two-character codes: no trimming needed
 DX_PATTERN = r"^[A-Z][0-9][0-9A-Z]{1,5}$"  # ICD-10-CM shape, without the dot
 
 
@@ -68,14 +81,27 @@ def _norm_demographics(demographics: ir.Table, st: T.ModelStructure, keep: tuple
     """Normalised scoring demographics; ``keep`` names extra input columns carried through unchanged."""
     d = demographics
     cols = set(d.columns)
-    sex_raw = d.sex.cast("string").strip().upper()
+    # clean values take the fast path; only the others are trimmed and upper-cased
+    sex_in = d.sex.cast("string")
+    sex_raw = sex_in.strip().upper()
     sex_code = ibis.cases(
-        (sex_raw.isin(["M", "1"]), "1"), (sex_raw.isin(["F", "2"]), "2"), else_=ibis.null("string")
+        (sex_in.isin(["M", "1"]), "1"),
+        (sex_in.isin(["F", "2"]), "2"),
+        (sex_raw.isin(["M", "1"]), "1"),
+        (sex_raw.isin(["F", "2"]), "2"),
+        else_=ibis.null("string"),
     )
-    orec_raw = d.orec.cast("string").strip()
-    orec = ibis.cases((orec_raw.isin(["0", "1", "2", "3"]), orec_raw), else_="0")
-    dual_raw = d.dual_status_code.cast("string").strip()
-    dual = ibis.cases((dual_raw.length() == 1, "0" + dual_raw), else_=dual_raw)
+    orec_in = d.orec.cast("string")
+    orecs = ["0", "1", "2", "3"]
+    orec_raw = orec_in.strip()
+    orec = ibis.cases((orec_in.isin(orecs), orec_in), (orec_raw.isin(orecs), orec_raw), else_="0")
+    dual_in = d.dual_status_code.cast("string")
+    dual_raw = dual_in.strip()
+    dual = ibis.cases(
+        (dual_in.isin(list(_DUAL_CLEAN)), dual_in),
+        (dual_raw.length() == 1, "0" + dual_raw),
+        else_=dual_raw,
+    )
     lti = d.lti.cast("boolean").fill_null(False) if "lti" in cols else ibis.literal(False)
     ne = d.new_enrollee.cast("boolean").fill_null(False)
     age = d.age.cast("int64")
@@ -91,7 +117,7 @@ def _norm_demographics(demographics: ir.Table, st: T.ModelStructure, keep: tuple
         reason=ibis.cases(
             (age.isnull(), "missing_age"),
             (age < 0, "negative_age"),
-            (sex_raw.isnull() | (sex_raw == ""), "missing_sex"),
+            (sex_code.isnull() & (sex_raw.isnull() | (sex_raw == "")), "missing_sex"),
             (sex_code.isnull(), "invalid_sex"),
             else_=ibis.null("string"),
         ),
@@ -106,12 +132,16 @@ def _band(age: ir.IntegerValue, bands: tuple[tuple[int | None, str], ...]) -> ir
 
 def _segment_demographics(d: ir.Table, st: T.ModelStructure) -> ir.Table:
     """Add the derived flags, the segment and the demographic cell (valid rows only)."""
-    d = d.filter(d.reason.isnull())
+    return _derive_demographics(d.filter(d.reason.isnull()), st)
+
+
+def _derive_demographics(d: ir.Table, st: T.ModelStructure) -> ir.Table:
+    """The derived flags, segment and cell of every row (meaningful where ``reason`` is null)."""
     aged = d.age >= 65
     disabled = (d.age < 65) & (d.orec != "0")
     origds = (d.orec == "1") & ~disabled
-    fbd = d.dual.isin(list(st.full_dual_codes))
-    pbd = d.dual.isin(list(st.partial_dual_codes))
+    fbd = d.dual.isin(list(st.full_dual_codes)).fill_null(False)
+    pbd = d.dual.isin(list(st.partial_dual_codes)).fill_null(False)
     female = d.sex_code == "2"
     # CMS: a new enrollee is scored by the new-enrollee model whatever his institutional status.
     segment = ibis.cases(
@@ -129,8 +159,8 @@ def _segment_demographics(d: ir.Table, st: T.ModelStructure) -> ir.Table:
         disabled=disabled,
         origds=origds,
         female=female,
-        mcaid=d.dual.isin(list(st.medicaid_codes)),
-        nemcaid=d.ne & d.dual.isin(list(st.ne_medicaid_codes)),
+        mcaid=d.dual.isin(list(st.medicaid_codes)).fill_null(False),
+        nemcaid=d.ne & d.dual.isin(list(st.ne_medicaid_codes)).fill_null(False),
         ne_origds=(d.age >= 65) & (d.orec == "1"),
         segment=segment,
         cell=cell,
@@ -214,23 +244,56 @@ def _hcc_summary(hccs: ir.Table) -> ir.Table:
     )
 
 
-def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
-    """(bene_id, term, component): every model variable equal to 1 for the beneficiary."""
-    st = tb.structure
+def _sel(
+    t: ir.Table, term: ir.StringValue | str, comp: str, ids: tuple[str, ...], **extra: ir.Value
+) -> ir.Table:
+    return t.select(
+        *ids,
+        term=ibis.literal(term) if isinstance(term, str) else term,
+        component=ibis.literal(comp),
+        **extra,
+    )
 
-    def sel(t: ir.Table, term: ir.StringValue | str, comp: str) -> ir.Table:
-        return t.select(
-            bene_id=t.bene_id,
-            term=ibis.literal(term) if isinstance(term, str) else term,
-            component=ibis.literal(comp),
-        )
 
+# the demographic columns V28's demographic terms depend on (the key of the demographic profiles)
+DEMO_KEYS = ("segment", "cell", "female", "origds", "lti", "mcaid", "ne", "nemcaid", "ne_origds")
+SEGMENTS = ("CNA", "CND", "CFA", "CFD", "CPA", "CPD", "INS", "NE")
+
+
+def _cells(bands: tuple[tuple[int | None, str], ...], prefixes: tuple[str, ...]) -> list[str]:
+    return [p + label for p in prefixes for label in dict.fromkeys(lab for _u, lab in bands)]
+
+
+@lru_cache(maxsize=4)
+def _flag_code(t: ir.Table) -> ir.IntegerValue:
+    """The boolean columns of ``DEMO_KEYS`` as one small integer (a cheaper join key than seven columns)."""
+    code: ir.IntegerValue = ibis.literal(0, "int64")
+    for i, c in enumerate(DEMO_KEYS[2:]):
+        code = code + ibis.cases((t[c], 1 << i), else_=0)
+    return code
+
+
+def _profile_frame(model: str) -> pd.DataFrame:
+    st = T.structure(model)
+    cells = _cells(st.age_bands, ("F", "M")) + _cells(st.ne_age_bands, ("NEF", "NEM"))
+    flags = list(itertools.product([False, True], repeat=len(DEMO_KEYS) - 2))
+    rows = [(s, c, *f) for s in SEGMENTS for c in cells for f in flags]
+    return pd.DataFrame(rows, columns=list(DEMO_KEYS))
+
+
+def _profiles(model: str) -> ir.Table:
+    """Every (segment, cell, flags) a V28 beneficiary can have: the domain of ``DEMO_KEYS`` (57,344 rows)."""
+    return ibis.memtable(_profile_frame(model))
+
+
+def _demo_terms(demo: ir.Table, ids: tuple[str, ...] = ("bene_id",)) -> ir.Table:
+    """(*ids, term, component='demographic'): the demographic model variables equal to 1."""
     parts = [
-        sel(demo, demo.cell, "demographic"),
-        sel(demo.filter(demo.origds & demo.female), "OriginallyDisabled_Female", "demographic"),
-        sel(demo.filter(demo.origds & ~demo.female), "OriginallyDisabled_Male", "demographic"),
-        sel(demo.filter(demo.origds), "ORIGDS", "demographic"),
-        sel(demo.filter(demo.lti & demo.mcaid), "LTIMCAID", "demographic"),
+        _sel(demo, demo.cell, "demographic", ids),
+        _sel(demo.filter(demo.origds & demo.female), "OriginallyDisabled_Female", "demographic", ids),
+        _sel(demo.filter(demo.origds & ~demo.female), "OriginallyDisabled_Male", "demographic", ids),
+        _sel(demo.filter(demo.origds), "ORIGDS", "demographic", ids),
+        _sel(demo.filter(demo.lti & demo.mcaid), "LTIMCAID", "demographic", ids),
     ]
     ne = demo.filter(demo.ne)
     ne_term = (
@@ -238,25 +301,208 @@ def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
         + ibis.cases((ne.ne_origds, "ORIGDIS_"), else_="NORIGDIS_")
         + ne.cell
     )
-    parts.append(sel(ne, ne_term, "demographic"))
-    parts.append(sel(hccs, "HCC" + hccs.cc, "hcc"))
-    # payment HCC count
-    n = hccs.group_by("bene_id").aggregate(n=_.count())
-    last = st.payment_count_terms[-1]
-    parts.append(
-        sel(
-            n, ibis.cases((n.n >= len(st.payment_count_terms), last), else_="D" + n.n.cast("string")), "count"
-        )
-    )
-    # disease interactions: groups present per beneficiary (+ the DISABLED pseudo-group)
-    pairs = _interaction_terms(
-        hccs, demo.filter(demo.disabled).select("bene_id", grp=ibis.literal("DISABLED")), tb
-    )
-    parts.append(sel(pairs, pairs.term, "interaction"))
+    parts.append(_sel(ne, ne_term, "demographic", ids))
     out = parts[0]
     for p in parts[1:]:
         out = out.union(p, distinct=False)
     return out
+
+
+def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
+    """(bene_id, term, component): every model variable equal to 1 for the beneficiary (the long form,
+    used by the recalibration's design matrix; ``score_hcc`` computes the same sums without it)."""
+    st = tb.structure
+    ids = ("bene_id",)
+    parts = [_demo_terms(demo, ids), _sel(hccs, "HCC" + hccs.cc, "hcc", ids)]
+    # payment HCC count
+    n = hccs.group_by("bene_id").aggregate(n=_.count())
+    last = st.payment_count_terms[-1]
+    term = ibis.cases((n.n >= len(st.payment_count_terms), last), else_="D" + n.n.cast("string"))
+    parts.append(_sel(n, term, "count", ids))
+    # disease interactions: groups present per beneficiary (+ the DISABLED pseudo-group)
+    pairs = _interaction_terms(
+        hccs, demo.filter(demo.disabled).select("bene_id", grp=ibis.literal("DISABLED")), tb
+    )
+    parts.append(_sel(pairs, pairs.term, "interaction", ids))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.union(p, distinct=False)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the scorer's HCC stage: one pass from diagnoses to per-beneficiary HCC aggregates
+# ----------------------------------------------------------------------------------------------------
+
+
+def _dx_rows(diagnoses: ir.Table, demo_ok: ir.Table, tb: HccTables) -> ir.Table:
+    """(bene_id, fam, f0..): each diagnosis row's CC(s) after the age/sex edits, as (family, counter fields;
+    see ``tables.CcReference``).
+
+    The dx normalisation runs on the distinct raw codes only (a few thousand), never on the diagnosis
+    rows. Codes without an age/sex edit are looked up in one pass that keeps their rows (a code that maps to
+    no CC keeps a row with null fam, so every beneficiary of the input is seen); only the rows of codes that
+    carry an edit (a second, inner lookup) are joined to the demographics (a beneficiary absent from them
+    keeps his unedited CCs: his row is flagged and unscored anyway).
+    """
+    ref = tb.dx_ref
+    assert ref is not None
+    raw = diagnoses.select(raw=diagnoses.dx.cast("string")).distinct()
+    raw = raw.mutate(dx=raw.raw.strip().upper().replace(".", "").replace(" ", ""))
+    lookup = raw.join(ref, "dx").drop("dx")
+    x = diagnoses.select(bene_id=diagnoses.bene_id, raw=diagnoses.dx.cast("string"))
+    fields = [f"f{w}" for w in range(tb.ccref.words)] if tb.ccref is not None else []
+    # rows of codes with an edit leave the plain pass (the edit pass below keeps them)
+    plain = x.left_join(lookup.select("raw", "fam", *fields, _edit=lookup.edit_type.notnull()), "raw")
+    plain = plain.filter(plain._edit.isnull() | ~plain._edit).select("bene_id", "fam", *fields)
+    ed = x.join(lookup.filter(lookup.edit_type.notnull()), "raw")
+    ed = ed.left_join(demo_ok.select("bene_id", "age", "sex_code"), "bene_id").drop("bene_id_right")
+    fires = ((ed.edit_type == "sex") & (ed.edit_sex == ed.sex_code)) | (
+        ed.edit_type.isin(["age", "mce_age"])
+        & ((ed.age_max.notnull() & (ed.age <= ed.age_max)) | (ed.age_min.notnull() & (ed.age >= ed.age_min)))
+    )
+    ed = ed.mutate(_fires=fires.fill_null(False))
+    ed = ed.filter(~(ed._fires & (ed.action == "invalid")))
+    over = ed._fires & (ed.action == "override")
+    edited = ed.select(
+        "bene_id",
+        fam=ibis.cases((over, ed.fam_override.cast("int64")), else_=ed.fam),
+        **{f: ibis.cases((over, ed[f"{f}_override"].cast("int64")), else_=ed[f]) for f in fields},
+    )
+    return plain.union(edited, distinct=False)
+
+
+def _bene_hccs(diagnoses: ir.Table, demo_ok: ir.Table, tb: HccTables) -> ir.Table:
+    """One row per beneficiary of ``diagnoses``: n_hcc (CCs after conditions and hierarchies), gmask (bit i =
+    group i of ``ccref.groups`` present), s_<segment> (sum of the segment's HCC factors), ccs (the CCs,
+    unordered; null when none).
+
+    (bene_id, family) -> mask is one aggregation; conditions, hierarchies and group flags are solved on the
+    distinct (family, mask) pairs, exploded to their surviving CCs and joined back, so the population is
+    never joined with itself.
+    """
+    ref = tb.ccref
+    fam_cc = tb.fam_cc
+    assert ref is not None and fam_cc is not None
+    # per (beneficiary, family) the CCs' counters are summed (no dedup pass needed); the presence mask is
+    # read off the counters on the distinct (family, counters) keys only
+    fields = [f"f{w}" for w in range(ref.words)]
+    y = _dx_rows(diagnoses, demo_ok, tb)
+    g = y.group_by(["bene_id", "fam"]).aggregate(**{f: y[f].sum() for f in fields})
+    k = g.select("fam", *fields).filter(g.fam.notnull()).distinct()
+    one = (1 << T.FIELD_BITS) - 1
+    width = int(ref.fam_cc.groupby("fam").size().max())
+    mask = sum(
+        (
+            ibis.cases(
+                (
+                    ((k[f"f{p // T.FIELDS_PER_WORD}"] >> (T.FIELD_BITS * (p % T.FIELDS_PER_WORD))) & one)
+                    != 0,
+                    1 << p,
+                ),
+                else_=0,
+            )
+            for p in range(width)
+        ),
+        ibis.literal(0, "int64"),
+    )
+    k = k.mutate(mask=mask.cast("int64"))
+    eff = k.mask
+    for fam, bit, req in ref.conditional:  # a conditional CC without its required CCs is removed first
+        drop = (k.fam == fam) & ((k.mask & bit) != 0) & ((k.mask & req) == 0)
+        eff = eff - ibis.cases((drop, bit), else_=0)
+    k = k.mutate(eff=eff)
+    k2 = k.join(fam_cc, "fam")
+    k2 = k2.filter(((k2.eff & k2.bit) != 0) & ((k2.eff & k2.parents_mask) == 0))
+    # group flags of a (family, mask): an OR over its surviving CCs, carried by its first CC only
+    gm = sum((k2[f"g{i}"].max() * (1 << i) for i in range(len(ref.groups))), ibis.literal(0, "int64"))
+    ka = k2.group_by(["fam", *fields]).aggregate(first=k2.cc.min(), gmask=gm.cast("int64"))
+    k3 = k2.join(ka, ["fam", *fields])
+    k3 = k3.select(
+        "fam",
+        *fields,
+        "cc",
+        gm=ibis.cases((k3.cc == k3.first, k3.gmask), else_=0),
+        **{f"s_{s}": k3[f"s_{s}"] for s in ref.segments},
+    )
+    j = g.left_join(k3, ["fam", *fields])
+    return j.group_by("bene_id").aggregate(
+        n_hcc=j.cc.count(),
+        gmask=j.gm.sum().cast("int64"),
+        ccs=j.cc.collect(),
+        **{f"s_{s}": j[f"s_{s}"].sum() for s in ref.segments},
+    )
+
+
+def _segment_factors(tb: HccTables, segments: tuple[str, ...]) -> ir.Table:
+    """One row per segment that carries HCC and interaction terms: x_<s> (1.0 for the segment's own s_<s>
+    column of ``_bene_hccs``, else 0.0), i<k> (the coefficient of interaction k in the segment, 0.0 if
+    none) and c<n> (of the payment-HCC count term n). Joined to the beneficiaries on segment, it turns the
+    per-segment choice into arithmetic; coefficients are looked up as ``<segment>_<term>``, as everywhere."""
+    ref = tb.ccref
+    assert ref is not None
+    coef = T.coefficients(tb.model, tb.year)
+    value = dict(zip(coef.term, coef.value, strict=True))
+    rows = {
+        "segment": list(segments),
+        **{f"x_{h}": [float(s.lower() == h) for s in segments] for h in ref.segments},
+        **{
+            f"i{k}": [float(value.get(f"{s}_{term}".lower(), 0.0)) for s in segments]
+            for k, term in enumerate(tb.structure.interactions)
+        },
+        # payment-HCC count terms D1..D9, D10P: c<n> for n HCCs, the last for n and more
+        **{
+            f"c{n}": [float(value.get(f"{s}_{term}".lower(), 0.0)) for s in segments]
+            for n, term in enumerate(tb.structure.payment_count_terms, start=1)
+        },
+    }
+    return ibis.memtable(pd.DataFrame(rows))
+
+
+def _hcc_score(j: ir.Table, tb: HccTables) -> ir.FloatingValue:
+    """Sum of the beneficiary's segment's HCC factors (``j`` joined to ``_segment_factors``)."""
+    ref = tb.ccref
+    assert ref is not None
+    total: ir.FloatingValue = ibis.literal(0.0)
+    for h in ref.segments:
+        total = total + j[f"x_{h}"].fill_null(0.0) * j[f"s_{h}"].fill_null(0.0)
+    return total
+
+
+def _interaction_score(j: ir.Table, pseudo: dict[str, ir.BooleanValue], tb: HccTables) -> ir.FloatingValue:
+    """Sum of the interaction factors of the beneficiary's segment whose groups are all present (``j``
+    joined to ``_segment_factors``; gmask from ``_bene_hccs``, pseudo-groups from the demographics)."""
+    ref = tb.ccref
+    assert ref is not None
+    bits = {g: 1 << i for i, g in enumerate(ref.groups)}
+    full = j.gmask.fill_null(0)
+    for i, (name, flag) in enumerate(pseudo.items()):
+        bits[name] = 1 << (len(ref.groups) + i)
+        full = full + ibis.cases((flag, bits[name]), else_=0)
+    total: ir.FloatingValue = ibis.literal(0.0)
+    for k, grps in enumerate(tb.structure.interactions.values()):
+        req = sum(bits[g] for g in grps)
+        total = total + ibis.cases(((full & req) == req, j[f"i{k}"].fill_null(0.0)), else_=0.0)
+    return total
+
+
+def _hcc_list(ccs: ir.ArrayValue) -> ir.StringValue:
+    """Sorted comma-separated CC list (collected unordered, the small array sorted afterwards: an
+    ordered aggregate is far slower, and so is decoding a bit mask through constant lookup lists)."""
+    return ccs.sort().map(lambda c: c.cast("string")).join(",")
+
+
+def _keyed_sums(terms: ir.Table, keys: tuple[str, ...], coef: ir.Table, comps: tuple[str, ...]) -> ir.Table:
+    """Coefficient sums per key profile: terms (keys..., term, component[, prefixed]) looked up as
+    ``<segment>_<term>`` (or ``term`` where prefixed is false) in the coefficient table."""
+    key = terms.segment + "_" + terms.term
+    if "prefixed" in terms.columns:
+        key = ibis.cases((terms.prefixed, key), else_=terms.term)
+    t = terms.mutate(key=key.lower())
+    v = t.join(coef, t.key == coef.term).select(*keys, component=t.component, value=coef.value)
+    return v.group_by(list(keys)).aggregate(
+        **{f"score_{c}": v.value.sum(where=v.component == c) for c in comps}
+    )
 
 
 def score_hcc(
@@ -284,53 +530,54 @@ def score_hcc(
     if tb.model != V28:
         raise ParameterError(f"score_hcc scores {V28!r}; use openlead.risk.esrd.score_esrd for {tb.model!r}")
     st = tb.structure
-    d_all = _norm_demographics(demographics, st)
-    demo = _segment_demographics(d_all, st)
-    dx = _norm_dx(diagnoses)
-    hccs = _hcc_set(_mapped_ccs(dx, demo, tb), tb)
-    terms = _terms(demo, hccs, tb)
-    keyed = terms.join(demo.select("bene_id", "segment"), "bene_id")
-    keyed = keyed.mutate(key=(keyed.segment + "_" + keyed.term).lower())
-    coef = tb.coefficients
-    valued = keyed.join(coef, keyed.key == coef.term).select(keyed.bene_id, keyed.component, coef.value)
-    sums = valued.group_by("bene_id").aggregate(
-        **{f"score_{c}": valued.value.sum(where=valued.component == c) for c in COMPONENTS}
-    )
-    hagg = _hcc_summary(hccs)
+    d_all = _derive_demographics(_norm_demographics(demographics, st), st)
+    b = _bene_hccs(diagnoses, d_all.filter(d_all.reason.isnull()), tb)
 
-    # every beneficiary of either input gets a row
-    dx_only = dx.select("bene_id").distinct().anti_join(d_all, "bene_id")
-    base = d_all.select("bene_id", "reason").union(
-        dx_only.select("bene_id", reason=ibis.literal("no_demographics")), distinct=False
-    )
-    out = (
-        base.left_join(demo.select("bene_id", "segment", "cell"), "bene_id")
-        .drop("bene_id_right")
-        .left_join(hagg, "bene_id")
-        .drop("bene_id_right")
-        .left_join(sums, "bene_id")
-        .drop("bene_id_right")
-    )
-    ok = out.reason.isnull()
-
-    def num(c: str) -> ir.FloatingValue:
-        return ibis.cases((ok, out[c].fill_null(0.0)), else_=ibis.null("float64"))
-
-    comps = {f"score_{c}": num(f"score_{c}") for c in COMPONENTS}
-    total = (
+    # every beneficiary of either input gets a row: demographics rows, and diagnoses-only beneficiaries
+    j = d_all.outer_join(b, "bene_id")
+    known = j.bene_id.notnull()
+    j = j.mutate(
+        bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
+        reason=ibis.cases((known, j.reason), else_="no_demographics"),
+        n_hcc=j.n_hcc.fill_null(0).cast("int64"),
+    ).drop("bene_id_right")
+    ok = j.reason.isnull()
+    # the demographic terms depend on a handful of columns: solved once on every possible profile (a small
+    # table built from the model's segments, cells and flags), which also carries the segment's HCC
+    # selector, interaction and payment-count factors (``_segment_factors``); one join brings them all
+    flags = _flag_code(j)
+    prof = _profiles(tb.model)
+    demo_sums = _keyed_sums(_demo_terms(prof, DEMO_KEYS), DEMO_KEYS, tb.coefficients, ("demographic",))
+    prof = prof.left_join(demo_sums, list(DEMO_KEYS)).drop(*[f"{c}_right" for c in DEMO_KEYS])
+    prof = prof.left_join(_segment_factors(tb, SEGMENTS), "segment").drop("segment_right")
+    rest = [c for c in prof.columns if c not in DEMO_KEYS]
+    prof = prof.select("segment", "cell", *rest, _code=_flag_code(prof))
+    j = j.mutate(_code=flags).left_join(prof, ["segment", "cell", "_code"])
+    j = j.drop("segment_right", "cell_right", "_code_right")
+    n_terms = len(st.payment_count_terms)
+    count = ibis.cases(*[(j.n_hcc == n, j[f"c{n}"]) for n in range(1, n_terms)], else_=j[f"c{n_terms}"])
+    comps = {
+        "score_demographic": j.score_demographic.fill_null(0.0),
+        "score_hcc": _hcc_score(j, tb),
+        "score_interaction": _interaction_score(j, {"DISABLED": j.disabled.fill_null(False)}, tb),
+        "score_count": ibis.cases((j.n_hcc > 0, count), else_=0.0).fill_null(0.0),
+    }
+    raw_total = (
         comps["score_demographic"] + comps["score_hcc"] + comps["score_interaction"] + comps["score_count"]
     )
-    return out.select(
+    comps = {c: ibis.cases((ok, v), else_=ibis.null("float64")) for c, v in comps.items()}
+    total = ibis.cases((ok, raw_total), else_=ibis.null("float64"))
+    return j.select(
         "bene_id",
         model=ibis.literal(tb.model),
         table_year=ibis.literal(tb.year),
-        segment=out.segment,
-        cell=out.cell,
-        hcc_count=ibis.cases((ok, out.hcc_count.fill_null(0)), else_=ibis.null("int64")),
-        hccs=ibis.cases((ok, out.hccs.fill_null("")), else_=ibis.null("string")),
+        segment=ibis.cases((ok, j.segment), else_=ibis.null("string")),
+        cell=ibis.cases((ok, j.cell), else_=ibis.null("string")),
+        hcc_count=ibis.cases((ok, j.n_hcc), else_=ibis.null("int64")),
+        hccs=ibis.cases((ok, _hcc_list(j.ccs).fill_null("")), else_=ibis.null("string")),
         **comps,
         score=total,
-        dq_flag=out.reason,
+        dq_flag=j.reason,
     )
 
 
@@ -494,6 +741,44 @@ def eligible_diagnoses(
       the contract has no line diagnosis pointers, so CMS's record-level rule is used);
     - SNF, HHA, hospice and DME claims are not eligible.
     """
+    f = year_reasons(claim_eligibility(claim, claim_line, hcpcs_year=hcpcs_year, as_of=as_of), diagnosis_year)
+    ok = f.filter(f.reason.isnull()).select("claim_id", "bene_id")
+    dx = claim_dx.join(ok, "claim_id").select("bene_id", "dx").distinct()
+    return DxFilterResult(dx, eligibility_quality(f))
+
+
+def year_reasons(f: ir.Table, diagnosis_year: int) -> ir.Table:
+    """:func:`claim_eligibility` for one diagnosis year: a claim outside the year gets
+    'outside_diagnosis_year' unless it is cancelled or future-dated (the order of the CMS filter)."""
+    in_year = (f.thru_date >= dt.date(diagnosis_year, 1, 1)) & (
+        f.thru_date <= dt.date(diagnosis_year, 12, 31)
+    )
+    reason = ibis.cases(
+        (f.reason.isin(["cancelled", "future_service_date"]), f.reason),
+        (~in_year, "outside_diagnosis_year"),
+        else_=f.reason,
+    )
+    return f.mutate(reason=reason)
+
+
+def eligibility_quality(f: ir.Table) -> ir.Table:
+    """Counts of excluded claims per reason (stage 'claims'), outside-the-year claims left out."""
+    q = (
+        f.filter(f.reason.notnull() & (f.reason != "outside_diagnosis_year"))
+        .group_by("reason")
+        .aggregate(n_beneficiaries=_.bene_id.nunique(), n_rows=_.count())
+    )
+    return q.select(
+        stage=ibis.literal("claims"), reason=q.reason, n_beneficiaries=q.n_beneficiaries, n_rows=q.n_rows
+    )
+
+
+def claim_eligibility(
+    claim: ir.Table, claim_line: ir.Table, *, hcpcs_year: int, as_of: dt.date | None = None
+) -> ir.Table:
+    """Every final-action claim with why it is not risk-adjustment eligible, whatever its year (the rules of
+    :func:`eligible_diagnoses` but the diagnosis-year test): claim_id, bene_id, thru_date, reason (null =
+    eligible). Built once, it serves every diagnosis year."""
     c = claim
     ver = c.mutate(
         _rn=ibis.row_number().over(
@@ -514,14 +799,10 @@ def eligible_diagnoses(
     f = f.mutate(_ok=f._ok.fill_null(False))
     inst = f.claim_type.isin(list(T.RA_INSTITUTIONAL_CLAIM_TYPES))
     prof = f.claim_type.isin(list(T.RA_PROFESSIONAL_CLAIM_TYPES))
-    in_year = (f.thru_date >= dt.date(diagnosis_year, 1, 1)) & (
-        f.thru_date <= dt.date(diagnosis_year, 12, 31)
-    )
     future = (f.thru_date > as_of) if as_of is not None else ibis.literal(False)
     reason = ibis.cases(
         (f.adjustment_type == "1", "cancelled"),
         (future, "future_service_date"),
-        (~in_year, "outside_diagnosis_year"),
         (~inst & ~prof, "claim_type_not_eligible"),
         (inst & (f.tob2.isnull() | (f.tob2 == "")), "missing_bill_type"),
         (inst & f.tob2.isin(list(T.RA_INPATIENT_TOB)), ibis.null("string")),
@@ -529,15 +810,4 @@ def eligible_diagnoses(
         (~f._ok, "no_eligible_hcpcs"),
         else_=ibis.null("string"),
     )
-    f = f.mutate(reason=reason)
-    ok = f.filter(f.reason.isnull()).select("claim_id", "bene_id")
-    dx = claim_dx.join(ok, "claim_id").select("bene_id", "dx").distinct()
-    q = (
-        f.filter(f.reason.notnull() & (f.reason != "outside_diagnosis_year"))
-        .group_by("reason")
-        .aggregate(n_beneficiaries=_.bene_id.nunique(), n_rows=_.count())
-    )
-    q = q.select(
-        stage=ibis.literal("claims"), reason=q.reason, n_beneficiaries=q.n_beneficiaries, n_rows=q.n_rows
-    )
-    return DxFilterResult(dx, q)
+    return f.select("claim_id", "bene_id", "thru_date", reason=reason)

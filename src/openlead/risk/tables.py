@@ -13,6 +13,7 @@ source; they name coefficients, they are not coefficients, and no coefficient va
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -343,6 +344,146 @@ def esrd_table_year(esrd_model_year: int) -> int:
 
 
 @dataclass(frozen=True)
+class CcReference:
+    """Reference tables of the set-based scorer, derived once per (model, year) from the CSVs above.
+
+    CCs are integers. Every CC belongs to one *family*: a connected component of the graph joining a
+    hierarchy parent to its children, a conditional CC to the CCs it requires, and the members of each
+    interaction group. Inside a family each CC has one bit (``bit`` = 2**position), so the CCs a beneficiary
+    has in a family form one integer ``mask``, and whether a CC survives the conditions and hierarchies
+    depends on (family, mask) only; that is solved on the few distinct (family, mask) pairs of a
+    population, never per beneficiary. Because each group lies inside one family, the group flags of the
+    different families of a beneficiary never overlap and can be added.
+
+    dx_ref: dx, cc, fam, f0..f<n>, edit_type, edit_sex, age_min, age_max, action, cc_override, fam_override,
+      f0_override.. (one row per (dx, cc); the edit columns null for a code without an age/sex edit). The
+      f<k> columns hold the CC's *counter*: position p of the family is a FIELD_BITS-wide field of column
+      f<p // FIELDS_PER_WORD>, so that summing the rows of a (beneficiary, family) counts each CC, and a
+      CC is present when its field is not 0 (an OR by plain sums: exact while one beneficiary has fewer
+      than 2**FIELD_BITS diagnosis rows of one CC).
+    fam_cc: fam, cc, bit, parents_mask (bits of the CCs whose presence drops it), g<i> (1 when the CC is
+      in group i of ``groups``), s_<segment> (the coefficient of ``<segment>_HCC<cc>``, 0 if none).
+    conditional: (fam, bit, required_mask) of each conditional CC (kept only with a CC of required_mask).
+    groups: group names, indexed as g<i> and as bit i of a beneficiary's group mask.
+    segments: lower-case segment prefixes of the HCC coefficients (s_<segment> columns).
+    """
+
+    dx_ref: pd.DataFrame
+    fam_cc: pd.DataFrame
+    conditional: tuple[tuple[int, int, int], ...]
+    groups: tuple[str, ...]
+    segments: tuple[str, ...]
+    words: int  # number of f<k> counter columns
+
+
+FIELD_BITS = 15
+FIELDS_PER_WORD = 4  # 60 of the 63 bits of an int64
+
+
+def field_words(width: int) -> int:
+    return -(-width // FIELDS_PER_WORD)
+
+
+def _fields(bit: int, words: int) -> list[int]:
+    pos = bit.bit_length() - 1
+    return [
+        (1 << (FIELD_BITS * (pos % FIELDS_PER_WORD))) if pos // FIELDS_PER_WORD == w else 0
+        for w in range(words)
+    ]
+
+
+@lru_cache(maxsize=8)
+def cc_reference(model: str, year: int) -> CcReference:
+    st = structure(model)
+    m = dx_to_cc(model, year)
+    h = hierarchies(model, year)
+    e = dx_edits(model, year)
+    coef = coefficients(model, year)
+    ccs = set(m.cc) | set(h.parent) | set(h.child) | set(e.cc_override.dropna())
+    for g in st.groups.values():
+        ccs |= set(g)
+    for c, req in st.conditional_ccs.items():
+        ccs |= {c, *req}
+    parent = {c: c for c in ccs}
+
+    def find(c: str) -> str:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb, key=int)] = min(ra, rb, key=int)
+
+    for p, ch in zip(h.parent, h.child, strict=True):
+        union(p, ch)
+    for c, req in st.conditional_ccs.items():
+        for r in req:
+            union(c, r)
+    for group in st.groups.values():
+        for a in group[1:]:
+            union(group[0], a)
+    fams: dict[str, list[str]] = {}
+    for c in sorted(ccs, key=int):
+        fams.setdefault(find(c), []).append(c)
+    fam_of: dict[str, int] = {}
+    bit_of: dict[str, int] = {}
+    for root, members in fams.items():
+        if len(members) > 62:
+            raise ParameterError(f"CC family of {root} has {len(members)} members; the bit masks hold 62")
+        for i, c in enumerate(members):
+            fam_of[c], bit_of[c] = int(root), 1 << i
+    parents: dict[str, int] = {}
+    for p, ch in zip(h.parent, h.child, strict=True):
+        parents[ch] = parents.get(ch, 0) | bit_of[p]
+    groups = tuple(st.groups)
+    value = dict(zip(coef.term, coef.value, strict=True))
+    segments = tuple(sorted({t.rsplit("_hcc", 1)[0] for t in coef.term if re.fullmatch(r"[a-z]+_hcc\d+", t)}))
+    order = sorted(ccs, key=int)
+    fam_cc = pd.DataFrame(
+        {
+            "fam": [fam_of[c] for c in order],
+            "cc": [int(c) for c in order],
+            "bit": [bit_of[c] for c in order],
+            "parents_mask": [parents.get(c, 0) for c in order],
+            **{f"g{i}": [int(c in st.groups[g]) for c in order] for i, g in enumerate(groups)},
+            **{f"s_{s}": [float(value.get(f"{s}_hcc{c}", 0.0)) for c in order] for s in segments},
+        }
+    ).astype({"fam": "int64", "cc": "int64", "bit": "int64", "parents_mask": "int64"})
+    conditional = tuple(
+        (fam_of[c], bit_of[c], sum(bit_of[r] for r in req)) for c, req in st.conditional_ccs.items()
+    )
+    ref = m.merge(e, on="dx", how="left")
+    ov = ref["cc_override"]
+    words = field_words(max(len(v) for v in fams.values()))
+
+    def fields(ccs: pd.Series, w: int) -> pd.Series:
+        return ccs.map(lambda c: _fields(bit_of[c], words)[w] if isinstance(c, str) and c in bit_of else None)
+
+    dx_ref = pd.DataFrame(
+        {
+            "dx": ref["dx"],
+            "cc": ref["cc"].astype("int64"),
+            "fam": ref["cc"].map(fam_of).astype("int64"),
+            **{f"f{w}": fields(ref["cc"], w).astype("int64") for w in range(words)},
+            "edit_type": ref["edit_type"],
+            "edit_sex": ref["edit_sex"],
+            "age_min": ref["age_min"].astype("float64"),
+            "age_max": ref["age_max"].astype("float64"),
+            "action": ref["action"],
+            "cc_override": pd.to_numeric(ov, errors="coerce").astype("float64"),
+            "fam_override": ov.map(fam_of).astype("float64"),
+            **{f"f{w}_override": fields(ov, w).astype("float64") for w in range(words)},
+        }
+    )
+    return CcReference(
+        dx_ref=dx_ref, fam_cc=fam_cc, conditional=conditional, groups=groups, segments=segments, words=words
+    )
+
+
+@dataclass(frozen=True)
 class HccTables:
     """The reference tables of one model and table year, as ibis memtables."""
 
@@ -355,6 +496,11 @@ class HccTables:
     groups: ir.Table  # (cc, grp)
     interactions: ir.Table  # (term, grp, n_groups): one row per required group of each interaction
     structure: ModelStructure
+    # the fast scorer's reference (see ``cc_reference``): raw-free dx -> (cc, family, bit, edit), and the
+    # per-family CC table with hierarchy/condition masks, group flags and per-segment HCC factors
+    dx_ref: ir.Table | None = None
+    fam_cc: ir.Table | None = None
+    ccref: CcReference | None = None
 
 
 def load_tables(model: str, year: int) -> HccTables:
@@ -377,6 +523,9 @@ def load_tables(model: str, year: int) -> HccTables:
         groups=ibis.memtable(groups),
         interactions=ibis.memtable(inter),
         structure=st,
+        dx_ref=ibis.memtable(cc_reference(model, year).dx_ref),
+        fam_cc=ibis.memtable(cc_reference(model, year).fam_cc),
+        ccref=cc_reference(model, year),
     )
 
 
