@@ -17,6 +17,7 @@ from openlead.data.store import Store
 from openlead.data.synthetic import generate
 from openlead.parameters import load_parameters
 from openlead.risk import ai
+from openlead.risk import evaluate as ev
 
 D = dt.date
 PARAMS = load_parameters()
@@ -283,7 +284,10 @@ def test_normalisation_calibration_population_mean_is_one(train_frame: ai.ModelF
 
 
 def test_holdout_comparison(region: dict[str, Any]) -> None:
-    cmp = ai.compare_models(region, PARAMS, train_years=(2024, 2025), test_years=(2025, 2026))
+    # "the ACO": a fixed quarter of the region's beneficiaries (the caller passes who is aligned)
+    benes = region["beneficiary"].select("bene_id").order_by("bene_id").execute()["bene_id"]
+    aco = ibis.memtable(pd.DataFrame({"bene_id": benes.iloc[::4].to_numpy()}))
+    cmp = ai.compare_models(region, PARAMS, train_years=(2024, 2025), test_years=(2025, 2026), aco=aco)
     s = cmp.summary.set_index("model")
     assert sorted(s.index) == ["ai", "hcc_v28"]
     assert s.loc["ai", "r2"] > 0
@@ -297,6 +301,22 @@ def test_holdout_comparison(region: dict[str, Any]) -> None:
         got = set(r[r["model"] == model]["grouping"])
         assert {"hcc_band", "age_sex", "dual", "disabled", "institutional", "new_enrollee", "chronic"} <= got
     assert set(cmp.side_by_side().columns) >= {"grouping", "group", "pr_ai", "pr_hcc_v28"}
+    # predictive ratios by ACO vs the rest of the region, for both models; the two groups cover the hold-out
+    for model in ("ai", "hcc_v28"):
+        a = r[(r["model"] == model) & (r["grouping"] == "aco")]
+        assert a["group"].tolist() == ["aco", "rest"] and int(a["n"].sum()) == cmp.results[model].n
+        assert np.all(np.isfinite(a["pr"].to_numpy(dtype=float)))
+    # score share from discretionary codes: overall, ACO / rest, by HCC; shares in [0, 1], HCC rows add up
+    d = cmp.discretionary
+    assert d is not None and list(d.columns) == ev.DISCRETIONARY_COLUMNS
+    assert d[d.grouping == "all"]["n"].item() == cmp.results["hcc_v28"].n
+    assert d[d.grouping == "aco"]["group"].tolist() == ["aco", "rest"]
+    assert ((d.share >= 0) & (d.share <= 1)).all()
+    overall = d[d.grouping == "all"].iloc[0]
+    assert 0 < overall.share < 1
+    assert d[d.grouping == "hcc"].score_discretionary.sum() == pytest.approx(overall.score_discretionary)
+    assert d[d.grouping == "aco"].score_total.sum() == pytest.approx(overall.score_total)
+    assert ai.comparison_records(cmp)["discretionary"][0]["grouping"] == "all"
     # the rendered table names both models
     from rich.console import Console
 
@@ -304,6 +324,7 @@ def test_holdout_comparison(region: dict[str, Any]) -> None:
     cmp.render(con)
     out = con.export_text()
     assert "hcc_v28" in out and "ai" in out and "decile" in out
+    assert "discretionary codes" in out
     # rescaled to the hold-out mean: every model's overall PR is 1
     for res in cmp.results.values():
         assert res.overall_pr == pytest.approx(1.0, rel=1e-12)

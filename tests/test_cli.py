@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -95,3 +96,12 @@ def test_stage_commands_on_a_generated_region(region_workspace: Path, tmp_path: 
     first, header = exported.read_text().splitlines()[:2]
     assert "BENEFICIARY IDENTIFIERS" in first
     assert header.startswith("bene_id,category,alignment_type,months")
+    sc = pd.read_csv(exported, skiprows=1)
+    assert len(sc) > 100 and (sc.rs_raw > 0).all() and sc.months.between(1, 12).all()
+    # one cap-and-CIF factor per rate cell; each cell names the model that scored it
+    ratio = (sc.rs_payment / sc.rs_norm).round(12)
+    assert (ratio.groupby([sc.category, sc.alignment_type]).nunique() == 1).all()
+    models = sc.groupby("category").model.first()
+    assert models["ad"].startswith("CMS-HCC Model V28")
+    if "hn" in models:
+        assert models["hn"].startswith("HN concurrent")

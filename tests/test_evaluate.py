@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,3 +124,75 @@ def test_evaluate_model_share_in_band() -> None:
     assert ev.evaluate_model(y, yhat, w, groups).band == (0.95, 1.05)
     s = res.summary()
     assert s["n_ratios"] == 3 and s["share_in_band"] == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# predictive ratios by ACO; score share from discretionary codes (SPEC §6.3)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_membership_groups_and_pr_by_aco() -> None:
+    g = ev.membership_groups(["a", "b", "c", "d"], ["c", "a", "zz"])
+    assert g.tolist() == ["aco", "rest", "aco", "rest"]
+    # aco: rows a, c: Σwŷ = 110 + .5·330 = 275, Σwy = 100 + 150 = 250 -> 1.1; rest: (190 + 360)/(200 + 400)
+    r = ev.predictive_ratios(
+        [100, 200, 300, 400], [110, 190, 330, 360], [1, 1, 0.5, 1], pd.DataFrame({"aco": g})
+    )
+    assert r["group"].tolist() == ["aco", "rest"]
+    assert r["pr"].tolist() == pytest.approx([1.1, 550 / 600])
+
+
+def _scores() -> ibis.Table:
+    from openlead.risk.hcc import score_hcc
+
+    # three community non-dual beneficiaries aged 70 (V28, 2026 tables)
+    demo = pd.DataFrame(
+        {
+            "bene_id": ["B1", "B2", "B3"],
+            "age": pd.array([70, 70, 70], dtype="Int64"),
+            "sex": ["F", "M", "F"],
+            "orec": "0",
+            "dual_status_code": "00",
+            "lti": False,
+            "new_enrollee": False,
+        }
+    )
+    dx = pd.DataFrame(
+        [("B1", "E1122"), ("B1", "I509"), ("B2", "J449"), ("B2", "E6601"), ("B3", "G309")],
+        columns=["bene_id", "dx"],
+    )
+    return score_hcc(None, ibis.memtable(demo), ibis.memtable(dx), year=2026)
+
+
+def test_discretionary_share_known_answer() -> None:
+    from openlead.parameters import load_parameters
+
+    disc = load_parameters().get("risk.discretionary_hccs", 2029)
+    assert {37, 48, 226, 280} <= set(disc) and 127 not in disc
+    # CNA factors: F70_74 .395, M70_74 .396; HCC37 .166, HCC226 .360, DIABETES_HF_V28 .112, HCC280 .319,
+    # HCC48 .186, HCC127 .341; D1, D2 = 0
+    #   B1 = .395 + .166 + .360 + .112 = 1.033, discretionary HCC terms .166 + .360 = .526 (not the
+    #   interaction)
+    #   B2 = .396 + .319 + .186 = .901, discretionary .505
+    #   B3 = .395 + .341 = .736 (dementia: not discretionary)
+    # all: 1.031 / 2.670; ACO = {B1}: .526 / 1.033; rest: .505 / 1.637
+    members = ibis.memtable(pd.DataFrame({"bene_id": ["B1"]}))
+    out = ev.discretionary_share(_scores(), disc, year=2026, members=members)
+    assert list(out.columns) == ev.DISCRETIONARY_COLUMNS
+    expected = pd.DataFrame(
+        [
+            ("all", "all", 3, 2.670, 1.031, 1.031 / 2.670),
+            ("aco", "aco", 1, 1.033, 0.526, 0.526 / 1.033),
+            ("aco", "rest", 2, 1.637, 0.505, 0.505 / 1.637),
+            ("hcc", "HCC37", 1, 2.670, 0.166, 0.166 / 2.670),
+            ("hcc", "HCC48", 1, 2.670, 0.186, 0.186 / 2.670),
+            ("hcc", "HCC226", 1, 2.670, 0.360, 0.360 / 2.670),
+            ("hcc", "HCC280", 1, 2.670, 0.319, 0.319 / 2.670),
+        ],
+        columns=ev.DISCRETIONARY_COLUMNS,
+    )
+    pd.testing.assert_frame_equal(out, expected, check_exact=False, rtol=1e-9)
+    # no members: no aco rows; an empty list: share 0
+    assert set(ev.discretionary_share(_scores(), disc, year=2026).grouping) == {"all", "hcc"}
+    none = ev.discretionary_share(_scores(), [], year=2026)
+    assert none.share.tolist() == [0.0]

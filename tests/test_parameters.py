@@ -115,6 +115,10 @@ SPEC_NAMES: list[str] = [
     "risk.reach2026.extra_cap",
     "risk.reach2026.hn_vol_cap",
     "risk.reach2026.hn_cap_min_benes",
+    "risk.hn_model",
+    "risk.hn_demographic_fit",
+    "risk.kidney_transplant_drgs",
+    "risk.discretionary_hccs",
     # settlement (SPEC §8)
     "settlement.max_share",
     "settlement.msr",

@@ -243,3 +243,49 @@ def test_fit_hn_and_excluding_hn_end_to_end(tmp_path: Path) -> None:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
     text = (tmp_path / "a" / "hn_concurrent_coefficients.csv").read_text()
     assert "Y0" not in text  # no beneficiary identifiers in outputs
+
+
+# Scaled demographic terms (risk.hn_demographic_fit = v28_scaled), by hand:
+#   rows (F70-74, -), (F70-74, HCC38), (M70-74, -), (M70-74, HCC38); spend 1000, 3000, 800, 2800; weights 1
+#   published factors: F70-74 0.5, M70-74 0.4 (F75-79 0.6: nobody holds it)
+#   regressors: z = published factor = 0.5, 0.5, 0.4, 0.4; h = HCC38 = 0, 1, 0, 1
+#   WLS y = beta z + gamma h fits exactly: beta = 1000 / 0.5 = 2000, gamma = 3000 - 1000 = 2000
+#   mean spend = 7600 / 4 = 1900 -> relative factors: F70-74 0.5*2000/1900, M70-74 0.4*2000/1900,
+#   HCC38 2000/1900, and the unseen F75-79 0.6*2000/1900 (added so anyone can be scored)
+SCALED_CASES = [
+    ("CNA_F70_74", "scaled", 1000.0, 1000.0 / 1900.0),
+    ("CNA_M70_74", "scaled", 800.0, 800.0 / 1900.0),
+    ("HCC38", "fitted", 2000.0, 2000.0 / 1900.0),
+    ("cna_f75_79", "scaled", 1200.0, 1200.0 / 1900.0),
+]
+
+
+@pytest.mark.parametrize(("term", "status", "coefficient", "relative"), SCALED_CASES)
+def test_scaled_demographic_terms_by_hand(
+    term: str, status: str, coefficient: float, relative: float
+) -> None:
+    x = pd.DataFrame({"CNA_F70_74": [1, 1, 0, 0], "CNA_M70_74": [0, 0, 1, 1], "HCC38": [0, 1, 0, 1]})
+    prior = {"cna_f70_74": 0.5, "cna_m70_74": 0.4, "cna_f75_79": 0.6}
+    res = recalibrate(x, [1000.0, 3000.0, 800.0, 2800.0], [1.0] * 4, min_n=1, demographic_prior=prior)
+    row = res.coefficients.set_index("term").loc[term]
+    assert row["status"] == status
+    assert row["coefficient"] == pytest.approx(coefficient, rel=1e-9)
+    assert row["relative_factor"] == pytest.approx(relative, rel=1e-9)
+    assert res.demographic_scale == pytest.approx(2000.0, rel=1e-9)
+    assert res.r2 == pytest.approx(1.0, abs=1e-12)
+
+
+def test_scaled_demographics_never_negative_where_cellwise_fit_goes_negative() -> None:
+    # cellwise: the M cell's own coefficient is pushed below zero by a large HCC effect; scaled keeps the
+    # published relativity (0.4 / 0.5 of F) and the scale is fitted on both cells together
+    x = pd.DataFrame({"CNA_F70_74": [1, 1, 0, 0], "CNA_M70_74": [0, 0, 1, 1], "HCC38": [0, 1, 1, 1]})
+    y = [1000.0, 5000.0, 3000.0, 3200.0]
+    cell = recalibrate(x, y, [1.0] * 4, min_n=1).coefficients.set_index("term")
+    scaled = recalibrate(
+        x, y, [1.0] * 4, min_n=1, demographic_prior={"cna_f70_74": 0.5, "cna_m70_74": 0.4}
+    ).coefficients.set_index("term")
+    assert cell.loc["CNA_M70_74", "coefficient"] < 0
+    assert scaled.loc["CNA_M70_74", "coefficient"] > 0
+    assert scaled.loc["CNA_M70_74", "coefficient"] / scaled.loc["CNA_F70_74", "coefficient"] == pytest.approx(
+        0.8
+    )

@@ -320,6 +320,14 @@ def risk(
     console.print(_frame_table(summary.cells, f"Risk by rate cell, PY{py} and its base years"))
     if summary.comparison is not None:
         console.print(_frame_table(summary.comparison, "AI-inferred vs HCC model (temporal hold-out)"))
+    if summary.aco_ratios is not None and len(summary.aco_ratios):
+        console.print(
+            _frame_table(summary.aco_ratios, "Predictive ratios: ACO-aligned vs rest of region (hold-out)")
+        )
+    if summary.discretionary is not None:
+        console.print(
+            _frame_table(summary.discretionary, "HCC score share from discretionary codes (hold-out)")
+        )
     for n in summary.notes:
         console.print(f"[yellow]note:[/] {n}")
     if export_scores is not None:

@@ -43,7 +43,7 @@ from openlead.errors import InputError
 from openlead.expenditure import Expenditure, expenditure, performance_expenditure
 from openlead.parameters import Parameters
 from openlead.periods import base_years, check_py, first_py
-from openlead.risk.cells import CellRisk, cell_risk
+from openlead.risk.cells import CellRisk, cell_risk, fit_hn_model
 from openlead.risk.payment import ai_weight, payment_risk
 
 DECISIONS = (
@@ -192,6 +192,13 @@ def run_benchmark(
     # materialise what later stages read several times (temp tables; released with the connection)
     res = replace(res, aligned_months=res.aligned_months.cache(), tins=res.tins.cache())
     bys = base_years(params, py)
+    say(f"HN concurrent model (calibrated on {bys[-1]})")
+    hn_model = fit_hn_model(tables, params, py)
+    if hn_model is None and params.get("risk.hn_model", py) == "concurrent_recalibrated":
+        notes.append(
+            f"HN concurrent model not fitted (fewer than risk.min_hcc_n HN beneficiaries in {bys[-1]}): "
+            "HN cells use the V28 prospective score"
+        )
     vc = al.voluntary_cohort(res)
     cell_months = _frame(res.cell_counts)
 
@@ -206,10 +213,10 @@ def run_benchmark(
         by_months[y] = am
         exps[y] = expenditure(tables, params, py, y, am)
         spend_rows.append(_frame(exps[y].cells))
-        risks[y] = cell_risk(tables, params, py, y, am)
+        risks[y] = cell_risk(tables, params, py, y, am, hn_model=hn_model)
         risk_rows.append(_risk_frame(risks[y], y))
     say(f"PY{py} risk scores")
-    risks[py] = cell_risk(tables, params, py, py, res.aligned_months)
+    risks[py] = cell_risk(tables, params, py, py, res.aligned_months, hn_model=hn_model)
     risk_rows.append(_risk_frame(risks[py], py))
     spend = pd.concat(spend_rows, ignore_index=True)
     risk = pd.concat(risk_rows, ignore_index=True)

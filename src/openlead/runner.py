@@ -424,6 +424,8 @@ class RiskSummary:
     cells: pd.DataFrame  # year, category, alignment_type, months, rs_raw, norm_factor, rs_norm, model
     comparison: pd.DataFrame | None
     notes: list[str]
+    aco_ratios: pd.DataFrame | None = None  # hold-out PRs, ACO-aligned vs rest of the region, both models
+    discretionary: pd.DataFrame | None = None  # HCC score share from discretionary codes (hold-out)
 
 
 def risk_summary(
@@ -439,12 +441,14 @@ def risk_summary(
     from openlead import alignment as al
     from openlead.errors import RuleError
     from openlead.periods import base_years
-    from openlead.risk.cells import cell_risk
+    from openlead.risk.cells import cell_risk, fit_hn_model
 
     say = progress or (lambda _m: None)
+    say("fitting the HN concurrent model")
+    hn_model = fit_hn_model(tables, params, py)
     notes = [
-        "ESRD cells: CMS-HCC ESRD model (dialysis); HN cells: V28 prospective until the HN concurrent "
-        "model is wired in",
+        "ESRD cells: CMS-HCC ESRD model, transplant/graft segments by month (risk.kidney_transplant_drgs); "
+        f"HN cells: {hn_model.label if hn_model is not None else 'V28 prospective'}",
         f"risk.ai_weight for PY{py}: {params.get('risk.ai_weight', py):.6f}",
     ]
     rows = []
@@ -463,28 +467,32 @@ def risk_summary(
         ]
     for y, months in cohorts:
         say(f"scoring {y}")
-        df = cell_risk(tables, params, py, y, months).cells.execute()
+        df = cell_risk(tables, params, py, y, months, hn_model=hn_model).cells.execute()
         df.insert(0, "year", y)
         rows.append(df)
-    comparison = None
+    comparison = aco_ratios = discretionary = None
     if compare:
         say("training and evaluating the AI-inferred model")
-        comparison = _ai_comparison(tables, params, py)
-    return RiskSummary(pd.concat(rows, ignore_index=True), comparison, notes)
+        last = last_full_year(tables)
+        aco_m = next((m for yy, m in cohorts if yy == last), None)
+        cmp_ = _compare(
+            tables, params, py, aco=aco_m.select("bene_id").distinct() if aco_m is not None else None
+        )
+        comparison = cmp_.summary
+        sbs = cmp_.side_by_side()
+        aco_ratios = sbs[sbs.grouping == "aco"].reset_index(drop=True)
+        discretionary = cmp_.discretionary
+    return RiskSummary(pd.concat(rows, ignore_index=True), comparison, notes, aco_ratios, discretionary)
 
 
-def _ai_comparison(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> pd.DataFrame:
-    return _compare(tables, params, py).summary
-
-
-def _compare(tables: Mapping[str, ir.Table], params: Parameters, py: int) -> Any:
+def _compare(tables: Mapping[str, ir.Table], params: Parameters, py: int, aco: ir.Table | None = None) -> Any:
     """AI-inferred vs HCC on a temporal hold-out of the latest years the store holds: fit (L-2 → L-1),
-    test (L-1 → L)."""
+    test (L-1 → L). ``aco``: the beneficiaries aligned to the ACO in the test year (a PR grouping)."""
     from openlead.risk import ai
 
     last = last_full_year(tables)
     return ai.compare_models(
-        tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py
+        tables, params, train_years=(last - 2, last - 1), test_years=(last - 1, last), py=py, aco=aco
     )
 
 
@@ -516,39 +524,46 @@ def risk_comparison_records(tables: Mapping[str, ir.Table], params: Parameters, 
 
 
 def export_risk_scores(tables: Mapping[str, ir.Table], params: Parameters, py: int, path: Path) -> Path:
-    """Opt-in beneficiary-level scores for ``py``: raw, normalised, capped and payment scores per aligned
-    beneficiary. The file name ends in ``.identifiers.csv`` and its first line says it holds identifiers."""
+    """Opt-in beneficiary-level scores for ``py`` per aligned beneficiary and rate cell: the raw score the
+    cell used (month-weighted: V28 for A&D, graft-aware ESRD, HN concurrent), normalised, and after the cell's
+    cap and CIF (payment); with the V28 segment, HCCs and V28 score alongside. The file name ends in
+    ``.identifiers.csv`` and its first line says it holds identifiers."""
     from openlead.pipeline import run_benchmark
     from openlead.risk.cells import bene_scores
 
     run = run_benchmark(tables, params, py, "global")
-    scores, _dq = bene_scores(tables, params, py, py)
-    am = run.alignment.aligned_months
-    cells = am.group_by(["bene_id", "category", "alignment_type"]).aggregate(months=am.count())
-    j = cells.left_join(scores, "bene_id").execute()
-    ns = tables["national_series"].execute()
-    nf = ns[ns.year == py].set_index("category")["norm_factor"]
-    j["rs_norm"] = j["score"] / j["category"].map(nf)
+    v28, _dq = bene_scores(tables, params, py, py)
+    used = run.risks[py].bene_cell_scores
+    if used is None:  # pragma: no cover - cell_risk always returns them
+        raise RuntimeError("cell_risk returned no beneficiary scores")
+    detail = v28.select(
+        "bene_id", *[c for c in ("segment", "hcc_count", "hccs") if c in v28.columns], v28_score=v28.score
+    )
+    j = used.left_join(detail, "bene_id").execute()
+    rk = run.risk[run.risk.year == py].set_index(["category", "alignment_type"])
+    key = list(zip(j.category, j.alignment_type, strict=True))
+    j["model"] = [rk["model"].get(k, "") for k in key]
+    j["rs_norm"] = j["score"] / np.array([float(rk["norm_factor"].get(k, np.nan)) for k in key])
     factor = {}
     for c in run.cells:
         step = c.risk
         if step is not None and float(step.rs_norm) > 0:
             factor[(c.category, c.alignment)] = float(step.rs_pay) / float(step.rs_norm)
-    j["capped_cif_factor"] = [
-        factor.get((k, a), np.nan) for k, a in zip(j.category, j.alignment_type, strict=True)
-    ]
+    j["capped_cif_factor"] = [factor.get(k, np.nan) for k in key]
     j["rs_payment"] = j["rs_norm"] * j["capped_cif_factor"]
     keep = [
         "bene_id",
         "category",
         "alignment_type",
         "months",
-        "segment",
-        "hcc_count",
-        "hccs",
+        "model",
         "score",
         "rs_norm",
         "rs_payment",
+        "segment",
+        "hcc_count",
+        "hccs",
+        "v28_score",
     ]
     out = j[[c for c in keep if c in j.columns]].rename(columns={"score": "rs_raw"})
     path = Path(path)

@@ -51,7 +51,8 @@ from openlead.expenditure import MONTHS_PER_YEAR, expenditure
 from openlead.parameters import Parameters
 from openlead.risk import evaluate as ev
 from openlead.risk import tables as T
-from openlead.risk.hcc import build_demographics, eligible_diagnoses, score_hcc
+from openlead.risk.cells import risk_demographics, risk_diagnoses
+from openlead.risk.hcc import score_hcc
 
 MODEL_FILE = "model.txt"
 MANIFEST_FILE = "manifest.json"
@@ -164,7 +165,6 @@ def build_features(
     py = py if py is not None else default_py(params)
     d = diagnosis_year
     model_year = int(params.get("risk.model_year", py))
-    ne_months = int(params.get("risk.new_enrollee_months", py))
     ed_codes = expand_codes(params.get("hn.unplanned_revenue_centers", py), "hn.unplanned_revenue_centers")
     em_codes = expand_codes(params.get("alignment.qualifying_hcpcs", py), "alignment.qualifying_hcpcs")
     st = T.structure(T.V28)
@@ -173,13 +173,11 @@ def build_features(
     pop = (population if population is not None else bene).select("bene_id").distinct()
 
     # demographics (as of the payment year d + 1) and the V28 score from RA-eligible diagnoses of d
-    demo = build_demographics(
-        bene.semi_join(pop, "bene_id"), tables["bene_month"], diagnosis_year=d, new_enrollee_months=ne_months
+    # built once per year and shared with the rate-cell scorers (openlead.derived.shared)
+    demo = risk_demographics(tables, params, py, diagnosis_year=d, payment_year=d + 1).semi_join(
+        pop, "bene_id"
     )
-    dx = eligible_diagnoses(
-        tables["claim"], tables["claim_line"], tables["claim_dx"], diagnosis_year=d, hcpcs_year=model_year
-    ).diagnoses
-    dx = dx.semi_join(pop, "bene_id")
+    dx = risk_diagnoses(tables, params, py, diagnosis_year=d)[0].semi_join(pop, "bene_id")
     sc = score_hcc(None, demo, dx, year=model_year).select("bene_id", "hcc_count", "hccs", "score")
     dual = demo.dual_status_code.cast("string").strip()
     dual = ibis.cases((dual.length() == 1, "0" + dual), else_=dual)
@@ -550,7 +548,10 @@ class Comparison:
     """Hold-out comparison of the AI and HCC models (aggregates only).
 
     summary: model, n, r2, mae, share_in_band, n_ratios, calibration_pr (Σwŷ/Σwy on the hold-out before
-    rescaling to the hold-out mean: trend and drift). ratios: model, grouping, group, n, pr."""
+    rescaling to the hold-out mean: trend and drift). ratios: model, grouping, group, n, pr (grouping "aco":
+    aligned to the ACO in the hold-out target year vs the rest of the region, when the caller passed the
+    ACO's beneficiaries). discretionary: evaluate.DISCRETIONARY_COLUMNS for the V28 score of the hold-out
+    population (diagnosis year test_years[0])."""
 
     train_years: tuple[int, int]
     test_years: tuple[int, int]
@@ -559,6 +560,8 @@ class Comparison:
     ratios: pd.DataFrame
     results: dict[str, ev.EvalResult]
     manifest: dict[str, Any]
+    # HCC-model score share from discretionary codes on the hold-out (evaluate.discretionary_share)
+    discretionary: pd.DataFrame | None = None
 
     def side_by_side(self) -> pd.DataFrame:
         """grouping, group, then n_<model> and pr_<model> per model (group order as evaluated)."""
@@ -582,12 +585,15 @@ def _age_band_labels(age: NDArray[np.float64]) -> NDArray[Any]:
     return labels[np.searchsorted(np.array(uppers), age, side="left")]
 
 
-def evaluation_groups(frame: ModelFrame, hn: NDArray[Any] | None = None) -> pd.DataFrame:
+def evaluation_groups(
+    frame: ModelFrame, hn: NDArray[Any] | None = None, aco: NDArray[Any] | None = None
+) -> pd.DataFrame:
     """The CMS evaluation groupings of a hold-out frame (decile excluded: it depends on the model).
 
     hcc_band (payment-HCC count), age_sex (V28 age bands × sex), dual (full/partial/non), disabled,
     institutional, new_enrollee, chronic (count of V28 disease groups present, banded like HCC counts),
-    and hn_like when ``hn`` is given."""
+    hn_like when ``hn`` is given, and aco (labels "aco" / "rest", see evaluate.membership_groups) when
+    ``aco`` (one label per row) is given."""
     X = frame.X
     st = T.structure(T.V28)
     sex = np.where(X["female"].to_numpy() > 0, "F", "M")
@@ -610,6 +616,8 @@ def evaluation_groups(frame: ModelFrame, hn: NDArray[Any] | None = None) -> pd.D
     )
     if hn is not None:
         g["hn_like"] = np.where(np.asarray(hn, dtype=bool), "yes", "no")
+    if aco is not None:
+        g["aco"] = np.asarray(aco, dtype=object)
     return g
 
 
@@ -650,13 +658,19 @@ def compare_models(
     lgbm_overrides: Mapping[str, Any] | None = None,
     top_hccs: int = 20,
     with_hn: bool = True,
+    aco: ir.Table | None = None,
 ) -> Comparison:
     """Temporal hold-out: fit on (diagnosis t−1 → target t) = ``train_years``, test on (t → t+1) =
     ``test_years``; the AI model and the V28 HCC raw score, each rescaled to dollars on the training
     population the same way (weighted mean prediction = weighted mean actual).
 
     On the hold-out both models' predictions are rescaled to the hold-out's weighted mean actual before the
-    metrics (CMS evaluates relative accuracy; the year-on-year trend is reported as calibration_pr)."""
+    metrics (CMS evaluates relative accuracy; the year-on-year trend is reported as calibration_pr).
+
+    ``aco``: (bene_id) of the beneficiaries aligned to the ACO in the hold-out target year
+    (``test_years[1]``); adds predictive ratios by ACO vs the rest of the region (grouping "aco") and the
+    ACO split of the discretionary-code share. The share of the V28 score from the discretionary HCCs
+    (``risk.discretionary_hccs``) of the hold-out population is always reported (``discretionary``)."""
     for name, (a, b) in (("train_years", train_years), ("test_years", test_years)):
         if b != a + 1:
             raise InputError(f"{name} must be (diagnosis year, diagnosis year + 1); got {(a, b)}")
@@ -674,7 +688,10 @@ def compare_models(
         "ai": ai.predict_cost(te.X),
         "hcc_v28": hcc_scale * te.X["hcc_score"].to_numpy(dtype=np.float64),
     }
-    groups = evaluation_groups(te, _hn_flags(tables, params, py, te) if with_hn else None)
+    aco_ids = aco.select("bene_id").distinct().execute()["bene_id"].to_numpy() if aco is not None else None
+    aco_lab = ev.membership_groups(te.ids, aco_ids) if aco_ids is not None else None
+    groups = evaluation_groups(te, _hn_flags(tables, params, py, te) if with_hn else None, aco_lab)
+    discretionary = _discretionary(tables, params, py, te, aco)
     mean_actual = _weighted_mean(te.y, te.w)
     rows, ratio_frames, results = [], [], {}
     for name, p in preds.items():
@@ -722,7 +739,31 @@ def compare_models(
         "hcc_scale": hcc_scale,
     }
     return Comparison(
-        train_years, test_years, band, summary, pd.concat(ratio_frames, ignore_index=True), results, manifest
+        train_years,
+        test_years,
+        band,
+        summary,
+        pd.concat(ratio_frames, ignore_index=True),
+        results,
+        manifest,
+        discretionary,
+    )
+
+
+def _discretionary(
+    tables: Mapping[str, ir.Table], params: Parameters, py: int, frame: ModelFrame, aco: ir.Table | None
+) -> pd.DataFrame:
+    """Score share from discretionary HCCs of the V28 raw score of ``frame``'s population (its diagnosis
+    year, as scored for the features), overall, by ACO when ``aco`` is given, and by HCC."""
+    d = frame.diagnosis_year
+    pop = ibis.memtable(pd.DataFrame({"bene_id": frame.ids}))
+    demo = risk_demographics(tables, params, py, diagnosis_year=d, payment_year=d + 1).semi_join(
+        pop, "bene_id"
+    )
+    dx = risk_diagnoses(tables, params, py, diagnosis_year=d)[0].semi_join(pop, "bene_id")
+    sc = score_hcc(None, demo, dx, year=frame.model_year)
+    return ev.discretionary_share(
+        sc, params.get("risk.discretionary_hccs", py), year=frame.model_year, members=aco
     )
 
 
@@ -765,6 +806,28 @@ def render_comparison(cmp: Comparison, console: Any | None = None) -> None:
             cells.append(txt if not np.isfinite(v) or lo <= v <= hi else f"[red]{txt}[/red]")
         t.add_row(str(r["grouping"]), str(r["group"]), n_txt, *cells)
     con.print(t)
+    if cmp.discretionary is not None and len(cmp.discretionary):
+        con.print(discretionary_table(cmp.discretionary))
+
+
+def discretionary_table(frame: pd.DataFrame) -> Any:
+    """A rich table of ``evaluate.discretionary_share`` output (share of the HCC score)."""
+    from rich.table import Table
+
+    t = Table(title="HCC score share from discretionary codes (risk.discretionary_hccs)")
+    for col in ("grouping", "group", "n", "score total", "discretionary", "share"):
+        t.add_column(col, justify="left" if col in ("grouping", "group") else "right")
+    for r in frame.itertuples(index=False):
+        share = float(r.share)
+        t.add_row(
+            str(r.grouping),
+            str(r.group),
+            f"{int(r.n):,}",
+            f"{float(r.score_total):,.3f}",
+            f"{float(r.score_discretionary):,.3f}",
+            "—" if not np.isfinite(share) else f"{share:.2%}",
+        )
+    return t
 
 
 def comparison_records(cmp: Comparison) -> dict[str, Any]:
@@ -775,6 +838,9 @@ def comparison_records(cmp: Comparison) -> dict[str, Any]:
         "band": list(cmp.band),
         "summary": cmp.summary.to_dict(orient="records"),
         "ratios": cmp.ratios.to_dict(orient="records"),
+        "discretionary": (
+            cmp.discretionary.to_dict(orient="records") if cmp.discretionary is not None else []
+        ),
         "manifest": cmp.manifest,
     }
 
@@ -789,6 +855,7 @@ __all__: Sequence[str] = (
     "build_target",
     "compare_models",
     "comparison_records",
+    "discretionary_table",
     "evaluation_groups",
     "feature_names",
     "model_frame",

@@ -9,21 +9,31 @@ weight ``w`` (eligible months / 12) as 1-d arrays of equal length, one entry per
 - :func:`decile_groups` — weighted deciles of predicted risk (1 = lowest);
 - :func:`hcc_count_band` — the CMS HCC-count bands "0", "1", "2", "3", "4-5", "6+";
 - :func:`evaluate_model` — all of the above in one :class:`EvalResult`, with the share of PRs inside the
-  acceptance band (parameter ``risk.pr_band``).
+  acceptance band (parameter ``risk.pr_band``);
+- :func:`membership_groups` — a two-valued grouping from a member list (ACO-aligned vs the rest of the
+  region, for predictive ratios by ACO);
+- :func:`discretionary_share` — the share of the total HCC-model score contributed by the HCC terms of the
+  discretionary (coding-sensitive) HCCs (parameter ``risk.discretionary_hccs``), overall, by ACO and by HCC:
+  one set-based ibis aggregate over the scorer's output, executed to a small frame.
 
 Outputs are aggregates only (group labels and counts): no identifiers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 RATIO_COLUMNS = ["grouping", "group", "n", "weight", "predicted", "actual", "pr"]
+DISCRETIONARY_COLUMNS = ["grouping", "group", "n", "score_total", "score_discretionary", "share"]
+ACO_LABELS = ("aco", "rest")
 HCC_COUNT_BANDS = ("0", "1", "2", "3", "4-5", "6+")  # CMS's reporting bands (SPEC §6.3)
 N_DECILES = 10
 
@@ -217,3 +227,91 @@ def evaluate_model(
         band=(float(b[0]), float(b[1])),
         share_in_band=share_in_band(ratios["pr"].to_numpy(dtype=np.float64), b),
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# predictive ratios by ACO; the score share from discretionary codes
+# ----------------------------------------------------------------------------------------------------
+
+
+def membership_groups(
+    ids: ArrayLike, members: Iterable[Any] | NDArray[Any], labels: tuple[str, str] = ACO_LABELS
+) -> NDArray[Any]:
+    """Per entry of ``ids``: labels[0] when it is in ``members`` (e.g. aligned to the ACO in the year),
+    else labels[1] (the rest of the region). An object array, usable as a ``predictive_ratios`` column."""
+    a = np.asarray(ids, dtype=object).ravel()
+    m = np.asarray(members if isinstance(members, np.ndarray) else list(members), dtype=object).ravel()
+    inside = np.isin(a, m)
+    return np.where(inside, labels[0], labels[1]).astype(object)
+
+
+def hcc_term_values(scores: ir.Table, *, year: int, model: str | None = None) -> ir.Table:
+    """(bene_id, cc, value): the coefficient each payment HCC after hierarchies adds to each beneficiary's
+    score (``<segment>_HCC<cc>`` of the model's table; a term without a coefficient in the segment adds 0,
+    as in the scorer). ``scores``: ``hcc.score_hcc`` output (bene_id, segment, hccs)."""
+    from openlead.risk import tables as T
+
+    tb = T.load_tables(model or T.V28, year)
+    s = scores.filter(scores.hccs.notnull() & (scores.hccs != "") & scores.segment.notnull())
+    x = s.select("bene_id", "segment", cc=s.hccs.split(",").unnest())
+    x = x.mutate(key=(x.segment + "_HCC" + x.cc).lower())
+    coef = tb.coefficients
+    j = x.join(coef, x.key == coef.term)
+    return j.select(j.bene_id, j.cc, value=j.value.cast("float64"))
+
+
+def discretionary_share(
+    scores: ir.Table,
+    discretionary: Iterable[int | str],
+    *,
+    year: int,
+    members: ir.Table | None = None,
+    model: str | None = None,
+) -> pd.DataFrame:
+    """Share of the total HCC-model score (Σ over beneficiaries of the raw score) contributed by the HCC
+    terms of the ``discretionary`` HCCs (parameter ``risk.discretionary_hccs``). Interactions and
+    payment-HCC count terms those HCCs trigger are not counted (a lower bound).
+
+    ``scores``: ``hcc.score_hcc`` output of the population (rows without a score are left out);
+    ``members``: optional (bene_id) of the ACO-aligned beneficiaries, adding an ``aco`` grouping (aco /
+    rest). Returns DISCRETIONARY_COLUMNS: grouping "all" (group "all"), "aco" (aco, rest) and "hcc" (one
+    row per discretionary HCC: n = beneficiaries holding it, score_discretionary = its terms' sum, share of
+    the whole population's total score); no identifiers."""
+    codes = sorted({str(c).strip() for c in discretionary}, key=lambda c: (len(c), c))
+    ok = scores.filter(scores.score.notnull())
+    vals = hcc_term_values(ok, year=year, model=model)
+    vals = vals.filter(vals.cc.isin(codes)) if codes else vals.filter(ibis.literal(False))
+    per_bene = vals.group_by("bene_id").aggregate(d=vals.value.sum())
+    base = ok.select("bene_id", "score").left_join(per_bene, "bene_id").drop("bene_id_right")
+    base = base.mutate(d=base.d.fill_null(0.0))
+    if members is not None:
+        mem = members.select(m_id=members.bene_id).distinct()
+        base = base.left_join(mem, base.bene_id == mem.m_id)
+        base = base.mutate(grp=ibis.cases((base.m_id.notnull(), ACO_LABELS[0]), else_=ACO_LABELS[1]))
+    frames = []
+    overall = base.aggregate(n=base.count(), score_total=base.score.sum(), score_discretionary=base.d.sum())
+    frames.append(overall.execute().assign(grouping="all", group="all"))
+    if members is not None:
+        by = base.group_by("grp").aggregate(
+            n=base.count(), score_total=base.score.sum(), score_discretionary=base.d.sum()
+        )
+        df = by.execute().rename(columns={"grp": "group"}).assign(grouping="aco")
+        df["order"] = df["group"].map({ACO_LABELS[0]: 0, ACO_LABELS[1]: 1})
+        frames.append(df.sort_values("order").drop(columns="order"))
+    total = float(frames[0]["score_total"].iloc[0] or 0.0)
+    hc = vals.group_by("cc").aggregate(n=vals.bene_id.nunique(), score_discretionary=vals.value.sum())
+    hdf = hc.execute()
+    hdf = hdf.assign(
+        grouping="hcc",
+        group="HCC" + hdf["cc"].astype(str),
+        score_total=total,
+        order=pd.to_numeric(hdf["cc"], errors="coerce"),
+    )
+    frames.append(hdf.sort_values("order").drop(columns=["cc", "order"]))
+    out = pd.concat(frames, ignore_index=True)
+    out["n"] = out["n"].fillna(0).astype(np.int64)
+    out["score_total"] = out["score_total"].astype(np.float64).fillna(0.0)
+    out["score_discretionary"] = out["score_discretionary"].astype(np.float64).fillna(0.0)
+    st = out["score_total"]
+    out["share"] = (out["score_discretionary"] / st.where(st != 0)).astype(np.float64)
+    return out[DISCRETIONARY_COLUMNS].reset_index(drop=True)

@@ -102,6 +102,24 @@ def hcc_parents(model: str, year: int) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _architecture_terms(
+    demographics: ir.Table, diagnoses: ir.Table, tb: T.HccTables
+) -> tuple[ir.Table, ir.Table, ir.Table]:
+    """(valid segmented demographics, HCCs after hierarchy, long terms (bene_id, key, kind)).
+
+    Demographic keys are segment-specific (``CNA_F70_74``); disease keys are common (``HCC38``,
+    ``DIABETES_HF_V28``, ``D2``); new enrollees carry demographic terms only."""
+    st = tb.structure
+    demo = _segment_demographics(_norm_demographics(demographics, st), st)
+    hccs = _hcc_set(_mapped_ccs(_norm_dx(diagnoses), demo, tb), tb)
+    terms = _terms(demo, hccs, tb).join(demo.select("bene_id", "segment"), "bene_id")
+    is_demo = terms.component == "demographic"
+    terms = terms.filter(is_demo | (terms.segment != "NE"))  # new enrollees: demographic terms only
+    key = ibis.cases((is_demo, terms.segment + "_" + terms.term), else_=terms.term)
+    long = terms.select("bene_id", key=key, kind=terms.component).distinct()
+    return demo, hccs, long
+
+
 def design_matrix(
     con: ibis.BaseBackend,
     demographics: ir.Table,
@@ -117,14 +135,7 @@ def design_matrix(
     Rows flagged by the scorer's data-quality checks are left out (they have no valid demographics).
     """
     tb = T.load_tables(model, year)
-    st = tb.structure
-    demo = _segment_demographics(_norm_demographics(demographics, st), st)
-    hccs = _hcc_set(_mapped_ccs(_norm_dx(diagnoses), demo, tb), tb)
-    terms = _terms(demo, hccs, tb).join(demo.select("bene_id", "segment"), "bene_id")
-    is_demo = terms.component == "demographic"
-    terms = terms.filter(is_demo | (terms.segment != "NE"))  # new enrollees: demographic terms only
-    key = ibis.cases((is_demo, terms.segment + "_" + terms.term), else_=terms.term)
-    long = terms.select("bene_id", key=key, kind=terms.component).distinct()
+    demo, hccs, long = _architecture_terms(demographics, diagnoses, tb)
     # keep the terms of the published V28 architecture (demographic: segment-specific names; disease:
     # names that exist in some segment)
     coef = T.coefficients(model, year)["term"]
@@ -213,6 +224,7 @@ class Recalibrated:
     zeroed: tuple[str, ...]
     merged: Mapping[str, str]  # rare HCC term -> the parent term it was merged into
     min_n: int
+    demographic_scale: float | None = None  # $ per unit of published demographic factor (scaled fits)
 
     def relative_factors(self) -> pd.Series:
         return self.coefficients.set_index("term")["relative_factor"]
@@ -239,6 +251,10 @@ class Recalibrated:
             "zeroed": list(self.zeroed),
             "merged": dict(sorted(self.merged.items())),
             "n_terms": len(self.coefficients),
+            "demographic_terms": "published V28 factors x one fitted scale"
+            if self.demographic_scale is not None
+            else "one coefficient per cell",
+            "demographic_scale": None if self.demographic_scale is None else round(self.demographic_scale, 6),
         }
 
     def save(self, out_dir: Path | str, name: str) -> tuple[Path, Path]:
@@ -314,6 +330,7 @@ def recalibrate(
     parents: Mapping[str, tuple[str, ...]] | None = None,
     groups: pd.DataFrame | None = None,
     disease_kinds: Sequence[str] = DISEASE_KINDS,
+    demographic_prior: Mapping[str, float] | None = None,
 ) -> Recalibrated:
     """Weighted least squares recalibration (SPEC §6.4); see the module docstring for the steps.
 
@@ -322,6 +339,13 @@ def recalibrate(
     count, *_V28/_V24 = interaction, anything else demographic). target: annualised truncated spend per row;
     weights: eligible months / 12. ``parents`` (HCC term -> parents, nearest first) defaults to the
     Design's; ``groups`` (extra grouping columns for predictive ratios) defaults to the Design's.
+
+    ``demographic_prior`` (term name, case-insensitive -> published relative factor) switches the
+    demographic terms from one coefficient per cell to one common scale: the regressor is the beneficiary's
+    published demographic factor, and every demographic term's coefficient is that scale times its published
+    factor (status ``scaled``; published terms the population does not hold are added, so any beneficiary
+    can be scored). A small population (a region's HN beneficiaries) cannot estimate ~100 demographic cells;
+    fitted one by one they come out negative or missing.
     """
     d = _as_design(features, terms)
     y = np.asarray(target, dtype=np.float64).ravel()
@@ -337,30 +361,59 @@ def recalibrate(
     n_by_term = np.asarray((d.matrix > 0).sum(axis=0)).ravel().astype(np.int64)
     mat, merged = _merge_rare(d.matrix.tocsc(), tnames, tkinds, par, min_n)
     mat = mat.tocsr()
-    wx = sp.diags(w) @ mat
-    xtwx = np.asarray((mat.T @ wx).todense(), dtype=np.float64)
-    xtwy = np.asarray(wx.T @ y, dtype=np.float64).ravel()
     present = np.asarray((mat > 0).sum(axis=0)).ravel() > 0
-    free = present.copy()
     disease = np.array([kd in disease_kinds for kd in tkinds])
+    is_demo = np.array([kd == "demographic" for kd in tkinds])
+    prior = None
+    if demographic_prior is not None:
+        low = {str(k).lower(): float(v) for k, v in demographic_prior.items()}
+        prior = np.array(
+            [low.get(t.lower(), 0.0) if dm else 0.0 for t, dm in zip(tnames, is_demo, strict=True)]
+        )
+        # fit on [published demographic factor, non-demographic columns]
+        keep = np.flatnonzero(~is_demo)
+        z = sp.csr_matrix(np.asarray(mat @ prior, dtype=np.float64).reshape(-1, 1))
+        fit_mat = sp.hstack([z, mat[:, keep]], format="csr")
+        fit_present = np.concatenate([[bool(z.nnz)], present[keep]])
+        fit_disease = np.concatenate([[False], disease[keep]])
+    else:
+        fit_mat, fit_present, fit_disease = mat, present, disease
+    wx = sp.diags(w) @ fit_mat
+    xtwx = np.asarray((fit_mat.T @ wx).todense(), dtype=np.float64)
+    xtwy = np.asarray(wx.T @ y, dtype=np.float64).ravel()
+    fit_names = ["DEMOGRAPHIC_SCALE", *[tnames[int(j)] for j in keep]] if prior is not None else tnames
+    free = fit_present.copy()
     zeroed: list[str] = []
     iterations = 0
     while True:
         iterations += 1
-        b = _wls(xtwx, xtwy, free)
-        neg = free & disease & (b < 0)
+        bf = _wls(xtwx, xtwy, free)
+        neg = free & fit_disease & (bf < 0)
         if not neg.any():
             break
-        zeroed.extend(tnames[int(j)] for j in np.flatnonzero(neg))
+        zeroed.extend(fit_names[int(j)] for j in np.flatnonzero(neg))
         free &= ~neg
+    scale = float("nan")
+    if prior is not None:
+        scale = float(bf[0])
+        b = prior * scale
+        b[keep] = bf[1:]
+    else:
+        b = bf
     for child, parent in merged.items():
         b[tnames.index(child)] = b[tnames.index(parent)]
     yhat = np.asarray(mat @ np.where(present, b, 0.0), dtype=np.float64)
     # merged children carry their parent's coefficient in the table; in ``mat`` their column is empty
     mean_spend = float(np.dot(w, y) / w.sum())
+    # relative-factor divisor: the weighted mean spend, at which the weighted mean relative score is 1 when
+    # the demographic cells are exhaustive (their WLS residuals sum to zero). A scaled fit has no per-cell
+    # intercepts, so it divides by its weighted mean prediction instead, keeping that mean at 1 (NF = 1).
+    divisor = mean_spend if prior is None else float(np.dot(w, yhat) / w.sum())
     status = []
     for i, t in enumerate(tnames):
-        if t in merged:
+        if prior is not None and is_demo[i]:
+            status.append("scaled")
+        elif t in merged:
             status.append("merged")
         elif t in zeroed:
             status.append("zeroed")
@@ -376,9 +429,26 @@ def recalibrate(
             "status": status,
             "merged_into": [merged.get(t, "") for t in tnames],
             "coefficient": b,
-            "relative_factor": b / mean_spend,
+            "relative_factor": b / divisor,
         }
     )[COEFFICIENT_COLUMNS]
+    if prior is not None and demographic_prior is not None:
+        seen = {t.lower() for t in tnames}
+        extra_terms = sorted(k for k in demographic_prior if str(k).lower() not in seen)
+        if extra_terms:
+            vals = np.array([float(demographic_prior[k]) for k in extra_terms]) * scale
+            add = pd.DataFrame(
+                {
+                    "term": extra_terms,
+                    "kind": "demographic",
+                    "n": 0,
+                    "status": "scaled",
+                    "merged_into": "",
+                    "coefficient": vals,
+                    "relative_factor": vals / divisor,
+                }
+            )
+            coefs = pd.concat([coefs, add[COEFFICIENT_COLUMNS]], ignore_index=True)
     grp = pd.DataFrame({"decile": decile_groups(yhat, w)})
     extra = groups if groups is not None else d.groups
     if extra is not None and len(extra.columns) and len(extra) == n:
@@ -395,6 +465,72 @@ def recalibrate(
         zeroed=tuple(sorted(zeroed)),
         merged=merged,
         min_n=int(min_n),
+        demographic_scale=None if prior is None else scale,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# set-based scoring with fitted factors
+# ----------------------------------------------------------------------------------------------------
+
+FACTOR_COLUMNS = ("term", "kind", "relative_factor")
+
+
+def score_recalibrated(
+    demographics: ir.Table,
+    diagnoses: ir.Table,
+    factors: pd.DataFrame,
+    *,
+    year: int,
+    model: str = V28,
+) -> ir.Table:
+    """Score every beneficiary with recalibrated relative factors, set-based (no pivot, no pandas rows).
+
+    Inputs as :func:`design_matrix` (one row per beneficiary; for the HN concurrent model same-year
+    diagnoses and demographics built with ``payment_year = diagnosis_year``). ``factors``: term, kind,
+    relative_factor (``Recalibrated.coefficients``: merged HCCs already carry their parent's factor, zeroed
+    and absent terms 0). A term the fit never saw counts 0 (the calibration population gives it no value).
+
+    Returns one row per beneficiary of ``demographics``: bene_id, segment, hcc_count (payment HCCs after
+    hierarchies), score (Σ relative factors), score_demographic (demographic terms only), dq_flag (why
+    the row could not be scored, as ``score_hcc``; its scores are null).
+    """
+    missing = [c for c in FACTOR_COLUMNS if c not in factors.columns]
+    if missing:
+        raise InputError(f"recalibrated factors lack column(s) {missing}", field="factors")
+    tb = T.load_tables(model, year)
+    demo, hccs, long = _architecture_terms(demographics, diagnoses, tb)
+    f = factors[list(FACTOR_COLUMNS)].copy()
+    f["term"] = (
+        f["term"].astype(str).str.lower()
+    )  # matched case-insensitively (published names are lower case)
+    f["kind"] = f["kind"].astype(str)
+    f["relative_factor"] = f["relative_factor"].astype(np.float64)
+    ft = ibis.memtable(f.rename(columns={"term": "f_term", "kind": "f_kind"}))
+    valued = long.join(ft, long.key.lower() == ft.f_term)
+    sums = valued.group_by("bene_id").aggregate(
+        s_total=valued.relative_factor.sum(),
+        s_demo=valued.relative_factor.sum(where=valued.f_kind == "demographic"),
+    )
+    n_hcc = hccs.group_by("bene_id").aggregate(n_hcc=hccs.cc.count())
+    d_all = _norm_demographics(demographics, tb.structure)
+    out = (
+        d_all.select("bene_id", "reason")
+        .left_join(demo.select("bene_id", "segment"), "bene_id")
+        .drop("bene_id_right")
+        .left_join(sums, "bene_id")
+        .drop("bene_id_right")
+        .left_join(n_hcc, "bene_id")
+        .drop("bene_id_right")
+    )
+    ok = out.reason.isnull()
+    return out.select(
+        "bene_id",
+        segment=out.segment,
+        hcc_count=ibis.cases((ok, out.n_hcc.fill_null(0)), else_=ibis.null("int64")),
+        score=ibis.cases((ok, out.s_total.fill_null(0.0)), else_=ibis.null("float64")),
+        score_demographic=ibis.cases((ok, out.s_demo.fill_null(0.0)), else_=ibis.null("float64")),
+        dq_flag=out.reason,
     )
 
 
@@ -417,6 +553,7 @@ def _fit_population(
     min_n: int,
     name: str,
     out_dir: Path | str | None,
+    demographic_prior: Mapping[str, float] | None = None,
 ) -> Recalibrated:
     s = spend.filter(spend.hn.cast("boolean") == hn)
     ids = s.select("bene_id")
@@ -430,7 +567,11 @@ def _fit_population(
     if sdf["spend"].isna().any() or sdf["months"].isna().any():
         raise InputError("spend or months missing for a scorable beneficiary(-year)", field="spend")
     res = recalibrate(
-        design, sdf["spend"].to_numpy(np.float64), sdf["months"].to_numpy(np.float64) / 12.0, min_n=min_n
+        design,
+        sdf["spend"].to_numpy(np.float64),
+        sdf["months"].to_numpy(np.float64) / 12.0,
+        min_n=min_n,
+        demographic_prior=demographic_prior,
     )
     if out_dir is not None:
         res.save(out_dir, name)
@@ -446,8 +587,13 @@ def fit_hn_concurrent(
     year: int,
     min_n: int,
     out_dir: Path | str | None = None,
+    demographic_fit: str = "cellwise",
 ) -> Recalibrated:
     """HN concurrent model (SPEC §6.1/6.4): fit on HN beneficiary-years with same-year diagnoses.
+
+    ``demographic_fit`` (parameter risk.hn_demographic_fit): ``cellwise`` fits one coefficient per
+    demographic cell; ``v28_scaled`` keeps the published V28 demographic relativities and fits their common
+    scale (see :func:`recalibrate`'s ``demographic_prior``).
 
     demographics: as ``score_hcc``, built for concurrent scoring (``build_demographics(...,
     payment_year=diagnosis_year)``); diagnoses: the same year's eligible diagnoses; spend: bene_id, spend
@@ -465,7 +611,20 @@ def fit_hn_concurrent(
         min_n=min_n,
         name=HN_CONCURRENT,
         out_dir=out_dir,
+        demographic_prior=demographic_prior(year) if demographic_fit == "v28_scaled" else None,
     )
+
+
+def demographic_prior(year: int, model: str = V28) -> dict[str, float]:
+    """The published demographic relative factors of ``model`` (term, lower case -> factor): every
+    coefficient whose name is a segment-prefixed demographic term (not an HCC, count or interaction)."""
+    coef = T.coefficients(model, year)
+    out: dict[str, float] = {}
+    for term, value in zip(coef["term"], coef["value"], strict=True):
+        _seg, _, rest = str(term).partition("_")
+        if _infer_kind(rest.upper()) == "demographic" and not rest.lower().startswith("hcc"):
+            out[str(term)] = float(value)
+    return out
 
 
 def fit_v28_excluding_hn(
