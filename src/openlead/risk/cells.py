@@ -122,14 +122,24 @@ def risk_diagnoses(
 
 
 def bene_scores(
-    tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int, *, model: str = V28
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    year: int,
+    *,
+    model: str = V28,
+    population: ir.Table | None = None,
 ) -> tuple[ir.Table, ir.Table]:
     """Raw prospective scores for payment year ``year`` (diagnoses of ``year`` − 1), every beneficiary, with
     the V28 model or (``model="esrd"``) the CMS-HCC ESRD model of ``risk.esrd_model_year`` as dialysis (the
-    graft segments by month are reached in :func:`cell_risk`, see :func:`esrd_month_scores`)."""
+    graft segments by month are reached in :func:`cell_risk`, see :func:`esrd_month_scores`). ``population``
+    (bene_id) limits the scoring to those beneficiaries."""
     model_year = int(params.get("risk.model_year", py))
     demo = risk_demographics(tables, params, py, diagnosis_year=year - 1, payment_year=year)
     dx, quality = risk_diagnoses(tables, params, py, diagnosis_year=year - 1)
+    if population is not None:  # score only these beneficiaries (bene_id): the rest would be thrown away
+        demo = demo.semi_join(population, "bene_id")
+        dx = dx.semi_join(population, "bene_id")
     if model == "esrd":
         scores = score_esrd(None, demo, dx, esrd_model_year=int(params.get("risk.esrd_model_year", py)))
     else:
@@ -348,12 +358,20 @@ def fit_hn_model(
 
 
 def hn_concurrent_scores(
-    tables: Mapping[str, ir.Table], params: Parameters, py: int, year: int, hn_model: HnModel
+    tables: Mapping[str, ir.Table],
+    params: Parameters,
+    py: int,
+    year: int,
+    hn_model: HnModel,
+    population: ir.Table | None = None,
 ) -> ir.Table:
     """Concurrent relative scores for ``year`` (same-year diagnoses and demographics), every beneficiary:
     bene_id, segment, hcc_count, score, score_demographic, dq_flag."""
     demo = risk_demographics(tables, params, py, diagnosis_year=year, payment_year=year)
     dx, _q = risk_diagnoses(tables, params, py, diagnosis_year=year)
+    if population is not None:
+        demo = demo.semi_join(population, "bene_id")
+        dx = dx.semi_join(population, "bene_id")
     return score_recalibrated(demo, dx, hn_model.factors, year=hn_model.table_year)
 
 
@@ -377,7 +395,8 @@ def cell_risk(
     V28 prospective. Raises InputError when an aligned month has no score (missing sex or birth date)."""
     model_year = params.get("risk.model_year", py)
     esrd_year = params.get("risk.esrd_model_year", py)
-    scores, dq = bene_scores(tables, params, py, year)
+    cohort = aligned_months.select("bene_id").distinct()
+    scores, dq = bene_scores(tables, params, py, year, population=cohort)
     s = scores.select("bene_id", "score", "score_demographic", "segment", "dq_flag")
     v = s.select(v_id=s.bene_id, v_score=s.score, v_demo=s.score_demographic)
     am = aligned_months.mutate(mi=month_index(aligned_months.month))
@@ -388,14 +407,16 @@ def cell_risk(
     x = x.left_join(e, [x.bene_id == e.e_id, x.mi == e.e_mi]).drop("e_id", "e_mi")
     use_hn = hn_model is not None
     if hn_model is not None:
-        h = hn_concurrent_scores(tables, params, py, year, hn_model)
+        hn_ids = aligned_months.filter(aligned_months.category == "hn").select("bene_id").distinct()
+        h = hn_concurrent_scores(tables, params, py, year, hn_model, population=hn_ids)
         h = h.select(h_id=h.bene_id, h_score=h.score, h_demo=h.score_demographic)
         x = x.left_join(h, x.bene_id == h.h_id).drop("h_id")
     is_esrd = x.category == "esrd"
     is_hn = (x.category == "hn") & ibis.literal(use_hn)
     score = ibis.cases((is_esrd, x.e_score), (is_hn, x.h_score if use_hn else x.v_score), else_=x.v_score)
     demo = ibis.cases((is_esrd, x.e_demo), (is_hn, x.h_demo if use_hn else x.v_demo), else_=x.v_demo)
-    x = x.select("bene_id", "category", "alignment_type", score=score, score_demographic=demo)
+    # one scored row per aligned month, materialised: the checks and both aggregates below read it
+    x = x.select("bene_id", "category", "alignment_type", score=score, score_demographic=demo).cache()
     unscored = int(x.filter(x.score.isnull()).count().execute())
     if unscored:
         # a beneficiary is never silently dropped: missing demographics are an input problem
