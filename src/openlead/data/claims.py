@@ -261,6 +261,9 @@ def final_action(
     # (the lines of multi-claim sets are few: the windows run on all of them, one scan of the lines)
     rb = _resolve(ln.join(hdr_many, "claim_id"), line_keys, "paid")
     fb_many = rb.filter(rb._final)
+    # (most lines: join them to the few header columns the single-row resolution and the exceptions read,
+    # so the hash table over the headers stays narrow)
+    hdr_one = hdr_one.select("claim_id", "claim_type", "effective_date", "adjustment_type", "_nokey")
     fb_one = _single_rows(ln.join(hdr_one, "claim_id"), "paid")
     # only what the exceptions, the claims' paid and the store's lines read (not the set keys and dates)
     fb_cols = [*line_cols, "claim_type", "_nokey", *RESOLVED]
