@@ -106,7 +106,8 @@ def risk_diagnoses(
     elig = shared(
         tables,
         ("claim_eligibility", hy),
-        lambda: claim_eligibility(tables["claim"], tables["claim_line"], hcpcs_year=hy),
+        # the store holds one final-action version per claim_id (ingest checks it)
+        lambda: claim_eligibility(tables["claim"], tables["claim_line"], hcpcs_year=hy, unique_claims=True),
     )
 
     def all_years() -> ir.Table:

@@ -774,26 +774,39 @@ def eligibility_quality(f: ir.Table) -> ir.Table:
 
 
 def claim_eligibility(
-    claim: ir.Table, claim_line: ir.Table, *, hcpcs_year: int, as_of: dt.date | None = None
+    claim: ir.Table,
+    claim_line: ir.Table,
+    *,
+    hcpcs_year: int,
+    as_of: dt.date | None = None,
+    unique_claims: bool = False,
 ) -> ir.Table:
     """Every final-action claim with why it is not risk-adjustment eligible, whatever its year (the rules of
     :func:`eligible_diagnoses` but the diagnosis-year test): claim_id, bene_id, thru_date, reason (null =
-    eligible). Built once, it serves every diagnosis year."""
+    eligible). Built once, it serves every diagnosis year. ``unique_claims``: the claims are already one
+    version per claim_id (the store after ingest's final-action rule), so the latest-version window is
+    skipped."""
     c = claim
-    ver = c.mutate(
-        _rn=ibis.row_number().over(
-            ibis.window(
-                group_by=c.claim_id, order_by=[ibis.desc(c.delivery_date), ibis.desc(c.effective_date)]
+    if unique_claims:
+        final = c
+    else:
+        ver = c.mutate(
+            _rn=ibis.row_number().over(
+                ibis.window(
+                    group_by=c.claim_id, order_by=[ibis.desc(c.delivery_date), ibis.desc(c.effective_date)]
+                )
             )
         )
-    )
-    final = ver.filter(ver._rn == 0).drop("_rn")
+        final = ver.filter(ver._rn == 0).drop("_rn")
     bt = final.bill_type.cast("string").strip()
     bt = ibis.cases(((bt.length() == 4) & bt.startswith("0"), bt.substr(1)), else_=bt)
     tob2 = bt.substr(0, 2)
     codes = ibis.memtable(T.eligible_hcpcs(hcpcs_year))
-    cl = claim_line.mutate(hcpcs=claim_line.hcpcs.strip().upper())
-    lines = cl.semi_join(codes, cl.hcpcs == codes.hcpcs)
+    # the code clean-up runs on the distinct raw codes (a few thousand), never on the line rows
+    raw = claim_line.select(raw=claim_line.hcpcs).distinct()
+    raw = raw.mutate(hcpcs=raw.raw.strip().upper())
+    ok_raw = raw.semi_join(codes, raw.hcpcs == codes.hcpcs).select("raw")
+    lines = claim_line.semi_join(ok_raw, claim_line.hcpcs == ok_raw.raw)
     has_line = lines.select("claim_id").distinct().mutate(_ok=ibis.literal(True))
     f = final.mutate(tob2=tob2).left_join(has_line, "claim_id").drop("claim_id_right")
     f = f.mutate(_ok=f._ok.fill_null(False))
