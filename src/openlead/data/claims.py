@@ -279,7 +279,14 @@ def final_action(
     # Part B claims without lines: claim-level sets
     # (a claim id has lines after de-duplication exactly when it has raw lines: one column is read; the few
     # claims without lines are materialised once, as the set resolution reads them three times)
-    b_bare = keep(b.anti_join(claim_line.select("claim_id"), "claim_id"))
+    # (found by one aggregation over the claim ids of headers and lines, which spills to disk, rather than
+    # an anti-join whose hash table holds every line's claim id)
+    ids = b.select("claim_id", _h=ibis.literal(1)).union(
+        claim_line.select("claim_id", _h=ibis.literal(0)), distinct=False
+    )
+    bare_ids = ids.group_by("claim_id").aggregate(_hdr=ids._h.max(), _lines=(1 - ids._h).sum())
+    bare_ids = bare_ids.filter((bare_ids._hdr == 1) & (bare_ids._lines == 0)).select("claim_id")
+    b_bare = keep(b.semi_join(bare_ids, "claim_id"))
     fbb = keep(_final_rows(b_bare, ["_key", "bene_id"], "paid", keep))
     exceptions += _exceptions(fbb, "B", "claim", "paid")
     final_b_bare = fbb.filter(~fbb._void).select(claim_cols)
