@@ -4,7 +4,7 @@ For a generated region of N beneficiaries (claims 2022-2027, ingested once into 
 - the wall time and peak RSS of ``run_benchmark`` (PY alignment, three base years of alignment, spend and
   risk, regional rates, trend, cell and ACO benchmark) in a child process;
 - DuckDB's bare scan of the claim columns the stages read (claim and claim_line), in another child;
-- the ratio of the two (target ≤ 5×), and the seconds of each stage (the time between progress messages:
+- the ratio of the two (target ≤ 5×; the scan is the best of three, warm), and the seconds of each stage (the time between progress messages:
   each label is the stage that starts with that message).
 
 Usage: python bench/bench_benchmark.py [--beneficiaries 100000] [--out bench/out]
@@ -42,15 +42,18 @@ print(json.dumps({{"seconds": secs, "peak_rss_gib": peak, "stages": stages,
 CHILD_SCAN = """
 import duckdb, json, resource, time
 con = duckdb.connect({db!r}, read_only=True)
-t = time.perf_counter()
-con.sql("SELECT count(*), sum(paid), count(DISTINCT bene_id), min(thru_date), max(from_date), "
-        "count(claim_type), count(bill_type), count(billing_tin), count(billing_ccn), "
-        "sum(ime), sum(dsh), sum(ucc) FROM claim").fetchall()
-con.sql("SELECT count(*), sum(allowed), sum(paid), sum(fee_reduction), count(hcpcs), count(pos), "
-        "count(rendering_tin), count(specialty), count(revenue_center), min(line_from) "
-        "FROM claim_line").fetchall()
-con.sql("SELECT count(*), count(dx) FROM claim_dx").fetchall()
-secs = time.perf_counter() - t
+best = float('inf')
+for _ in range(3):  # the warm minimum: a cold first read would flatter the ratio
+    t = time.perf_counter()
+    con.sql("SELECT count(*), sum(paid), count(DISTINCT bene_id), min(thru_date), max(from_date), "
+            "count(claim_type), count(bill_type), count(billing_tin), count(billing_ccn), "
+            "sum(ime), sum(dsh), sum(ucc) FROM claim").fetchall()
+    con.sql("SELECT count(*), sum(allowed), sum(paid), sum(fee_reduction), count(hcpcs), count(pos), "
+            "count(rendering_tin), count(specialty), count(revenue_center), min(line_from) "
+            "FROM claim_line").fetchall()
+    con.sql("SELECT count(*), count(dx) FROM claim_dx").fetchall()
+    best = min(best, time.perf_counter() - t)
+secs = best
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 print(json.dumps({{"seconds": secs, "peak_rss_gib": peak}}))
 """
