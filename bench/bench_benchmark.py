@@ -4,8 +4,8 @@ For a generated region of N beneficiaries (claims 2022-2027, ingested once into 
 - the wall time and peak RSS of ``run_benchmark`` (PY alignment, three base years of alignment, spend and
   risk, regional rates, trend, cell and ACO benchmark) in a child process;
 - DuckDB's bare scan of the claim columns the stages read (claim and claim_line), in another child;
-- the ratio of the two (target ≤ 5×; the scan is the best of three, warm), and the seconds of each stage (the time between progress messages:
-  each label is the stage that starts with that message).
+- the ratio of the two (target ≤ 5×; the scan is the best of three, warm), and the seconds of each stage
+  (the time between progress messages: each label is the stage that starts with that message).
 
 Usage: python bench/bench_benchmark.py [--beneficiaries 100000] [--out bench/out]
 """
