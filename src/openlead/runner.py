@@ -532,10 +532,10 @@ def export_risk_scores(tables: Mapping[str, ir.Table], params: Parameters, py: i
     from openlead.risk.cells import bene_scores
 
     run = run_benchmark(tables, params, py, "global")
-    v28, _dq = bene_scores(tables, params, py, py)
     used = run.risks[py].bene_cell_scores
     if used is None:  # pragma: no cover - cell_risk always returns them
         raise RuntimeError("cell_risk returned no beneficiary scores")
+    v28, _dq = bene_scores(tables, params, py, py, population=used.select("bene_id").distinct())
     detail = v28.select(
         "bene_id", *[c for c in ("segment", "hcc_count", "hccs") if c in v28.columns], v28_score=v28.score
     )

@@ -46,6 +46,7 @@ from openlead.risk.hcc import (
     build_demographics,
     claim_eligibility,
     eligibility_quality,
+    latest_versions,
     score_hcc,
     year_reasons,
 )
@@ -168,15 +169,8 @@ def kidney_transplants(tables: Mapping[str, ir.Table], params: Parameters, py: i
 
     def build() -> ir.Table:
         c = tables["claim"]
-        c = c.filter(c.claim_type == "inpatient")
-        ver = c.mutate(
-            _rn=ibis.row_number().over(
-                ibis.window(
-                    group_by=c.claim_id, order_by=[ibis.desc(c.delivery_date), ibis.desc(c.effective_date)]
-                )
-            )
-        )
-        f = ver.filter((ver._rn == 0) & (ver.adjustment_type != "1"))
+        f = latest_versions(c.filter(c.claim_type == "inpatient"))
+        f = f.filter(f.adjustment_type != "1")
         drg = f.drg.cast("string").strip().lpad(3, "0")
         f = f.filter(f.drg.notnull() & drg.isin(list(drgs)))
         return f.select("bene_id", t_mi=month_index(f.from_date)).distinct()

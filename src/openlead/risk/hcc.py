@@ -773,6 +773,20 @@ def eligibility_quality(f: ir.Table) -> ir.Table:
     )
 
 
+def latest_versions(claim: ir.Table) -> ir.Table:
+    """The latest version of each claim_id (delivery date, then effective date), as CMS's filter reads
+    claims; cancellations stay (their adjustment_type tells)."""
+    ver = claim.mutate(
+        _rn=ibis.row_number().over(
+            ibis.window(
+                group_by=claim.claim_id,
+                order_by=[ibis.desc(claim.delivery_date), ibis.desc(claim.effective_date)],
+            )
+        )
+    )
+    return ver.filter(ver._rn == 0).drop("_rn")
+
+
 def claim_eligibility(
     claim: ir.Table,
     claim_line: ir.Table,
@@ -786,18 +800,7 @@ def claim_eligibility(
     eligible). Built once, it serves every diagnosis year. ``unique_claims``: the claims are already one
     version per claim_id (the store after ingest's final-action rule), so the latest-version window is
     skipped."""
-    c = claim
-    if unique_claims:
-        final = c
-    else:
-        ver = c.mutate(
-            _rn=ibis.row_number().over(
-                ibis.window(
-                    group_by=c.claim_id, order_by=[ibis.desc(c.delivery_date), ibis.desc(c.effective_date)]
-                )
-            )
-        )
-        final = ver.filter(ver._rn == 0).drop("_rn")
+    final = claim if unique_claims else latest_versions(claim)
     bt = final.bill_type.cast("string").strip()
     bt = ibis.cases(((bt.length() == 4) & bt.startswith("0"), bt.substr(1)), else_=bt)
     tob2 = bt.substr(0, 2)
