@@ -24,7 +24,7 @@ Only ibis expressions (windows, joins, unions): the same code runs on DuckDB and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import ibis
@@ -198,11 +198,50 @@ def final_action(
     Raises :class:`InputError` when ``require_ime_dsh`` and a final-action inpatient claim lacks IME or DSH
     (SPEC: required on inpatient claims; supply them in ``cclf_supplement.parquet``, never as zero).
     """
+    (whole,) = final_action_parts(
+        claim,
+        claim_line,
+        claim_dx,
+        parts=1,
+        require_ime_dsh=require_ime_dsh,
+        cache=cache,
+        unique_lines=unique_lines,
+    )
+    return whole
+
+
+def part_of(bene_id: ir.StringValue, parts: int) -> ir.IntegerValue:
+    """The part (0 … ``parts``-1) a beneficiary's claims fall in: a hash of the identifier, so every related
+    set (all keyed by beneficiary) lies in one part."""
+    return (bene_id.hash() % parts).abs()
+
+
+def final_action_parts(
+    claim: ir.Table,
+    claim_line: ir.Table,
+    claim_dx: ir.Table,
+    *,
+    parts: int,
+    require_ime_dsh: bool = True,
+    cache: bool = True,
+    unique_lines: bool = False,
+) -> Iterator[FinalAction]:
+    """:func:`final_action` in ``parts`` disjoint parts by beneficiary (:func:`part_of`), one after another.
+
+    Every related set holds one beneficiary's claims, so the parts' outputs together are exactly the
+    one-part result; each part's working set (its claims, their lines, the set resolutions) is about
+    ``1/parts`` of the whole, which is what lets a region larger than memory go through. Re-deliveries are
+    resolved once for all parts first (a claim id could, in bad data, come with two beneficiaries).
+
+    Write (or otherwise consume) each part before taking the next, then call its ``release``; the last
+    part also holds the intermediates shared by all parts.
+    """
     claim_cols = SCHEMAS["claim"].column_names
     line_cols = SCHEMAS["claim_line"].column_names
     dx_cols = SCHEMAS["claim_dx"].column_names
 
-    cached: list[ir.Table] = []
+    shared: list[ir.Table] = []
+    cached = shared
 
     def keep(t: ir.Table) -> ir.Table:
         if not cache:
@@ -215,19 +254,57 @@ def final_action(
     # delivered more than once (a small cached key table); the de-duplicated tables stay expressions over
     # the inputs: a scan is cheaper than a copy. Identical duplicate rows need no DISTINCT (keeping either
     # gives the same row); a diagnosis is the smallest code of its (claim id, sequence), as ordering by code
-    # and keeping the first did.
-    c = _first_split(claim.select(claim_cols), ["claim_id"], lambda t: [ibis.desc(t.delivery_date)], keep)
+    # and keeping the first did (taken after the diagnoses are narrowed to the final claims: same rows).
+    c_all = _first_split(claim.select(claim_cols), ["claim_id"], lambda t: [ibis.desc(t.delivery_date)], keep)
     if unique_lines:
-        ln = claim_line.select(line_cols)
-        dx = claim_dx.select(dx_cols)
+        ln_all = claim_line.select(line_cols)
     else:
-        ln = _first_split(
+        ln_all = _first_split(
             claim_line.select(line_cols),
             ["claim_id", "line_num"],
             lambda t: [ibis.desc(t.paid), ibis.desc(t.allowed), t.hcpcs],
             keep,
         )
-        dx = claim_dx.group_by(["claim_id", "dx_seq"]).aggregate(dx=claim_dx.dx.min()).select(dx_cols)
+
+    for k in range(parts):
+        cached = [] if k < parts - 1 else shared
+        if parts == 1:
+            c, ln, line_ids = c_all, ln_all, claim_line.select("claim_id")
+        else:
+            c = keep(c_all.filter(part_of(c_all.bene_id, parts) == k))
+            # this part's lines, copied once (every step below reads them): one scan of all lines per part
+            ln = keep(ln_all.semi_join(c.select("claim_id"), "claim_id"))
+            line_ids = ln.select("claim_id")
+        yield _final_action_part(
+            c,
+            ln,
+            line_ids,
+            claim_dx,
+            unique_lines,
+            require_ime_dsh,
+            keep,
+            cached,
+            claim_cols,
+            line_cols,
+            dx_cols,
+        )
+
+
+def _final_action_part(
+    c: ir.Table,
+    ln: ir.Table,
+    line_ids: ir.Table,
+    claim_dx: ir.Table,
+    unique_lines: bool,
+    require_ime_dsh: bool,
+    keep: Keep,
+    cached: list[ir.Table],
+    claim_cols: Sequence[str],
+    line_cols: Sequence[str],
+    dx_cols: Sequence[str],
+) -> FinalAction:
+    """Steps 3-5 of the rule on de-duplicated claims ``c`` and their lines ``ln`` (``line_ids``: the claim
+    ids that have lines, one column)."""
     exceptions: list[ir.Table] = []
 
     # 3-5. Part A: claim-level sets
@@ -282,7 +359,7 @@ def final_action(
     # (found by one aggregation over the claim ids of headers and lines, which spills to disk, rather than
     # an anti-join whose hash table holds every line's claim id)
     ids = b.select("claim_id", _h=ibis.literal(1)).union(
-        claim_line.select("claim_id", _h=ibis.literal(0)), distinct=False
+        line_ids.select("claim_id", _h=ibis.literal(0)), distinct=False
     )
     bare_ids = ids.group_by("claim_id").aggregate(_hdr=ids._h.max(), _lines=(1 - ids._h).sum())
     bare_ids = bare_ids.filter((bare_ids._hdr == 1) & (bare_ids._lines == 0)).select("claim_id")
@@ -297,7 +374,9 @@ def final_action(
     lines_a = ln.semi_join(final_a, "claim_id")
     lines_b = final_b_lines.select(line_cols)
     final_line = lines_a.union(lines_b)
-    final_dx = dx.semi_join(final_claim, "claim_id")
+    final_dx = claim_dx.select(dx_cols).semi_join(final_claim, "claim_id")
+    if not unique_lines:
+        final_dx = final_dx.group_by(["claim_id", "dx_seq"]).aggregate(dx=final_dx.dx.min()).select(dx_cols)
 
     exc = exceptions[0]
     for e in exceptions[1:]:

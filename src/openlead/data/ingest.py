@@ -36,6 +36,10 @@ MEMORY_SHARE = 0.4
 DISABLED_COMPRESSION = "fsst"
 CCLF_NAME = re.compile(r"ZC[0-9A-Z]Y\d{2}\.D\d{6}\.T\d+", re.IGNORECASE)
 CLAIM_TABLES = ("claim", "claim_line", "claim_dx")
+# DuckDB memory the final-action rule needs per claim line of a part (the part's claims, lines and set
+# resolutions, with room for the hash tables): measured ~24M lines per 9.4 GiB part go through, 1M
+# beneficiaries' 173M lines at once did not (OutOfMemory at the Part B line resolution)
+BYTES_PER_LINE = 400
 SUPPLEMENT = "cclf_supplement.parquet"
 
 Progress = Callable[[str], None]
@@ -65,6 +69,28 @@ def memory_limit() -> str:
     import psutil
 
     return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20))}MiB"
+
+
+def final_action_part_count(n_lines: int, memory_bytes: int) -> int:
+    """How many parts (by beneficiary) the final-action rule runs in: enough that each part's claim lines
+    take at most ``memory_bytes / BYTES_PER_LINE`` rows (``OPENLEAD_INGEST_PART_LINES`` overrides that row
+    count). One part, the whole region at once, whenever it fits."""
+    env = os.environ.get("OPENLEAD_INGEST_PART_LINES")
+    per_part = int(env) if env else max(1, memory_bytes // BYTES_PER_LINE)
+    return max(1, -(-n_lines // per_part))
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _memory_bytes(con: Any) -> int:
+    """DuckDB's memory limit on ``con``, in bytes (its setting reads like ``9.3 GiB``)."""
+    text = str(con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0])
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise InputError(f"cannot read DuckDB's memory limit {text!r}", field="OPENLEAD_DUCKDB_MEMORY")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def _is_cclf(path: Path) -> bool:
@@ -188,13 +214,11 @@ def ingest(
         if missing:
             raise InputError(f"required table(s) missing from {input_dir}: {missing}")
         # 3. final action on claims
-        from openlead.data.claims import final_action
+        from openlead.data.claims import final_action_parts
 
-        say("applying the final-action rule to claim versions")
         report.raw_claim_versions = int(raw["claim"].count().execute())
-        # the CCLF reader returns lines and diagnoses unique per key already (latest delivery kept)
-        fa = final_action(raw["claim"], raw["claim_line"], raw["claim_dx"], unique_lines=bool(cclf_files))
-        final = {"claim": fa.claim, "claim_line": fa.claim_line, "claim_dx": fa.claim_dx}
+        n_lines = int(raw["claim_line"].count().execute())
+        parts = final_action_part_count(n_lines, _memory_bytes(con))
         # 4. write the store tables (without the _row helper column)
         say("writing the store")
         for name, t in raw.items():
@@ -202,12 +226,31 @@ def ingest(
                 continue
             cols = [c for c in schemas.SCHEMAS[name].column_names] if name in schemas.SCHEMAS else None
             con.create_table(name, t.select(cols) if cols else t.drop(schemas.ROW))
-        for name, t in final.items():
-            cols = schemas.SCHEMAS[name].column_names
-            con.create_table(name, t.select(cols))
-        con.create_table("claim_exceptions", fa.exceptions)
-        # the final-action step caches intermediates as temp tables: release them while connected
-        fa.release()
+        # the CCLF reader returns lines and diagnoses unique per key already (latest delivery kept); a region
+        # whose lines would not fit DuckDB's memory goes through in parts by beneficiary, each written before
+        # the next is taken (same store tables)
+        fas = final_action_parts(
+            raw["claim"], raw["claim_line"], raw["claim_dx"], parts=parts, unique_lines=bool(cclf_files)
+        )
+        of = f" in {parts} parts by beneficiary" if parts > 1 else ""
+        say(f"applying the final-action rule to claim versions{of}")
+        for k, fa in enumerate(fas):
+            final = {
+                "claim": fa.claim,
+                "claim_line": fa.claim_line,
+                "claim_dx": fa.claim_dx,
+                "claim_exceptions": fa.exceptions,
+            }
+            for name, t in final.items():
+                cols = schemas.SCHEMAS[name].column_names if name in schemas.SCHEMAS else t.columns
+                if k == 0:
+                    con.create_table(name, t.select(cols))
+                else:
+                    con.insert(name, t.select(cols))
+            # the final-action step caches intermediates as temp tables: release them while connected
+            fa.release()
+            if parts > 1:
+                say(f"final-action part {k + 1} of {parts} written")
         for name in list(raw):
             con.drop_table(f"_raw_{name}", force=True)
         # 5. post-load checks
