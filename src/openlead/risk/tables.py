@@ -459,8 +459,10 @@ def cc_reference(model: str, year: int) -> CcReference:
     ov = ref["cc_override"]
     words = field_words(max(len(v) for v in fams.values()))
 
+    field_of = {c: _fields(b, words) for c, b in bit_of.items()}
+
     def fields(ccs: pd.Series, w: int) -> pd.Series:
-        return ccs.map(lambda c: _fields(bit_of[c], words)[w] if isinstance(c, str) and c in bit_of else None)
+        return ccs.map({c: f[w] for c, f in field_of.items()})
 
     dx_ref = pd.DataFrame(
         {
@@ -480,6 +482,181 @@ def cc_reference(model: str, year: int) -> CcReference:
     )
     return CcReference(
         dx_ref=dx_ref, fam_cc=fam_cc, conditional=conditional, groups=groups, segments=segments, words=words
+    )
+
+
+WORD_BITS = 62  # CC bits per int64 word of a beneficiary's CC mask (the sign bit and bit 62 stay clear)
+MAX_MASK_FAMILY = 16  # widest family whose 2**width masks are solved up front (V28: 12)
+
+
+@dataclass(frozen=True)
+class MaskReference:
+    """Reference of ``hcc.score_hcc``: every CC of a beneficiary as one bit of a few int64 words.
+
+    Each family of ``CcReference`` (CCs joined by hierarchies, conditions and groups) occupies ``width``
+    contiguous bits of one word (``word``, from bit ``off``; first-fit by decreasing width), so the CCs a
+    beneficiary has are a bitwise OR over his diagnosis rows, and a family's sub-mask is read off by a shift.
+
+    dx_bits: dx, w0..w<words-1> (the OR of the code's CC bits; 0 for a code with an age/sex edit), p (the
+      code's *pseudo* bits: one per (edit class, CC, override CC) entry; 0 without an edit).
+    edit_classes: (edit_type, edit_sex, age_min, age_max, action) of each distinct edit condition; bit k of
+      a beneficiary's edit profile is 1 when class k fires for his age and sex.
+    shift_groups: (class k, word, pseudo mask, shift t) of the entries of class k in that word without an
+      override CC: their pseudo bits are their CC bits shifted by t, so ``(p & mask) >> t`` (``<< -t`` for a
+      negative t) yields the CC bits they give when class k does not fire (none when it fires).
+    overrides: (class k, pseudo bit, base word, base bit, override word, override bit) of each entry with an
+      override CC: the CC's bit when class k does not fire, else the override CC's bit.
+    fams: fam, word, off, full (2**width - 1).
+    res: every non-empty (fam, sm) sub-mask solved (conditions, then hierarchies) into its surviving CCs:
+      fam, sm, cc, gm (the family's group bits, carried by its lowest surviving CC, else 0), s_<segment>.
+    """
+
+    dx_bits: pd.DataFrame
+    edit_classes: tuple[tuple[str, str | None, float | None, float | None, str], ...]
+    shift_groups: tuple[tuple[int, int, int, int], ...]
+    overrides: tuple[tuple[int, int, int, int, int, int], ...]
+    fams: pd.DataFrame
+    res: pd.DataFrame
+    words: int
+    groups: tuple[str, ...]
+    segments: tuple[str, ...]
+
+
+def _nan_none(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else v
+
+
+@lru_cache(maxsize=8)
+def mask_reference(model: str, year: int) -> MaskReference:
+    ref = cc_reference(model, year)
+    fc = ref.fam_cc
+    widths = fc.groupby("fam").size()
+    if int(widths.max()) > MAX_MASK_FAMILY:
+        raise ParameterError(f"a CC family has {int(widths.max())} members; the scorer solves up to 16")
+    fill: list[int] = []
+    place: dict[int, tuple[int, int]] = {}
+    for fam, width in sorted(widths.items(), key=lambda kv: (-kv[1], kv[0])):
+        word = next((w for w, used in enumerate(fill) if used + width <= WORD_BITS), len(fill))
+        if word == len(fill):
+            fill.append(0)
+        place[int(fam)] = (word, fill[word])
+        fill[word] += int(width)
+    words = len(fill)
+    gbits: dict[int, tuple[int, int]] = {}
+    for fam, cc, bit in zip(fc["fam"].tolist(), fc["cc"].tolist(), fc["bit"].tolist(), strict=True):
+        word, off = place[fam]
+        gbits[cc] = (word, bit << off)
+    d = ref.dx_ref
+    classes: dict[tuple[Any, ...], int] = {}
+    entries: dict[tuple[int, int, int], None] = {}
+    rows: dict[str, list[int]] = {}
+    code_entries: dict[str, list[tuple[int, int, int]]] = {}
+    cols = ["dx", "cc", "edit_type", "edit_sex", "age_min", "age_max", "action", "cc_override"]
+    for dx, cc, et, es, amin, amax, act, ov in zip(*(d[c].tolist() for c in cols), strict=True):
+        acc = rows.setdefault(dx, [0] * (words + 1))
+        if _nan_none(et) is None:
+            word, val = gbits[cc]
+            acc[word] |= val
+            continue
+        key = (et, _nan_none(es), _nan_none(amin), _nan_none(amax), act)
+        k = classes.setdefault(key, len(classes))
+        ovc = int(ov) if act == "override" and _nan_none(ov) is not None else -1
+        entries.setdefault((k, int(cc), ovc), None)
+        code_entries.setdefault(dx, []).append((k, int(cc), ovc))
+    # pseudo bit positions: the entries of one (class, word) without an override CC keep their CCs' relative
+    # positions (one shift moves them all onto their CC bits); entries with an override CC take free bits
+    used = 0
+    pos: dict[tuple[int, int, int], int] = {}
+    shift_groups = []
+    by_group: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for e in entries:
+        if e[2] < 0:
+            by_group.setdefault((e[0], gbits[e[1]][0]), []).append(e)
+    for (k, word), group in sorted(by_group.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        qs = [gbits[e[1]][1].bit_length() - 1 for e in group]
+        tmask = sum(1 << q for q in set(qs))
+        for t in sorted(range(-min(qs), WORD_BITS - max(qs)), key=lambda t: (abs(t), t)):
+            pmask = (tmask << t) if t >= 0 else (tmask >> -t)
+            if not pmask & used:
+                break
+        else:
+            raise ParameterError(f"{len(entries)} (edit, CC) pairs do not fit the scorer's pseudo bits")
+        used |= pmask
+        for e, q in zip(group, qs, strict=True):
+            pos[e] = q + t
+        shift_groups.append((k, word, pmask, t))
+    for e in entries:
+        if e not in pos:
+            free = next((b for b in range(WORD_BITS) if not used >> b & 1), None)
+            if free is None:
+                raise ParameterError(f"{len(entries)} (edit, CC) pairs do not fit the scorer's pseudo bits")
+            pos[e] = free
+            used |= 1 << free
+    for dx, es_ in code_entries.items():
+        for e in es_:
+            rows[dx][words] |= 1 << pos[e]
+    dx_bits = pd.DataFrame(
+        [(dx, *acc) for dx, acc in rows.items()], columns=["dx", *[f"w{i}" for i in range(words)], "p"]
+    ).astype({**{f"w{i}": "int64" for i in range(words)}, "p": "int64"})
+    overrides = []
+    for e in entries:
+        if e[2] >= 0:
+            bw, bv = gbits[e[1]]
+            ow, ovv = gbits[e[2]]
+            overrides.append((e[0], pos[e], bw, bv, ow, ovv))
+    fams = pd.DataFrame(
+        {
+            "fam": list(place),
+            "word": [place[f][0] for f in place],
+            "off": [place[f][1] for f in place],
+            "full": [(1 << int(widths[f])) - 1 for f in place],
+        }
+    ).astype("int64")
+    seg_cols = [f"s_{s}" for s in ref.segments]
+    g_cols = [f"g{i}" for i in range(len(ref.groups))]
+    # per CC: (cc, bit, parents_mask, group bits, segment factors), by family
+    gsum = sum(fc[g].astype("int64") * (1 << i) for i, g in enumerate(g_cols))
+    members: dict[int, list[tuple[Any, ...]]] = {}
+    for fam, *rest in zip(
+        fc["fam"].tolist(),
+        fc["cc"].tolist(),
+        fc["bit"].tolist(),
+        fc["parents_mask"].tolist(),
+        gsum.tolist(),
+        zip(*(fc[c].tolist() for c in seg_cols), strict=True),
+        strict=True,
+    ):
+        members.setdefault(fam, []).append(tuple(rest))
+    res_rows: list[tuple[Any, ...]] = []
+    for fam in sorted(members):
+        recs = members[fam]
+        conds = [(cbit, req) for cfam, cbit, req in ref.conditional if cfam == fam]
+        for sm in range(1, 1 << len(recs)):
+            eff = sm
+            for cbit, req in conds:
+                if sm & cbit and not sm & req:
+                    eff &= ~cbit
+            alive = [r for r in recs if eff & r[1] and not eff & r[2]]
+            if not alive:
+                continue
+            gm = 0
+            for r in alive:
+                gm |= r[3]
+            first = min(r[0] for r in alive)
+            res_rows.extend((fam, sm, r[0], gm if r[0] == first else 0, *r[4]) for r in alive)
+    res = pd.DataFrame(res_rows, columns=["fam", "sm", "cc", "gm", *seg_cols]).astype(
+        {"fam": "int64", "sm": "int64", "cc": "int64", "gm": "int64", **{c: "float64" for c in seg_cols}}
+    )
+    return MaskReference(
+        dx_bits=dx_bits,
+        edit_classes=tuple(classes),
+        shift_groups=tuple(shift_groups),
+        overrides=tuple(overrides),
+        fams=fams,
+        res=res,
+        words=words,
+        groups=ref.groups,
+        segments=ref.segments,
     )
 
 
