@@ -147,7 +147,8 @@ def test_store_without_ingest_says_what_to_do(tmp_path: Path) -> None:
 def test_memory_limit_is_a_share_of_ram_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
 
-    from openlead.data.ingest import MEMORY_SHARE, memory_limit
+    from openlead.data.ingest import memory_limit
+    from openlead.data.store import MEMORY_SHARE
 
     monkeypatch.setenv("OPENLEAD_DUCKDB_MEMORY", "3GiB")
     assert memory_limit() == "3GiB"
@@ -155,6 +156,26 @@ def test_memory_limit_is_a_share_of_ram_unless_overridden(monkeypatch: pytest.Mo
     got = memory_limit()
     assert got.endswith("MiB")
     assert int(got.removesuffix("MiB")) == int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20)
+
+
+def test_store_connection_is_capped_like_ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every command's DuckDB gets the same cap (DuckDB's own default, 80% of RAM, starved the Python side)
+    import psutil
+
+    from openlead.data.ingest import _memory_bytes
+    from openlead.data.store import MEMORY_SHARE
+
+    ingest(write_tiny(tmp_path / "in"), tmp_path / "ws")
+    monkeypatch.delenv("OPENLEAD_DUCKDB_MEMORY", raising=False)
+    store = Store(tmp_path / "ws")
+    got = _memory_bytes(store.con)
+    store.close()
+    # (DuckDB prints the setting to one decimal of its unit)
+    assert got == pytest.approx(psutil.virtual_memory().total * MEMORY_SHARE, rel=0.02)
+    monkeypatch.setenv("OPENLEAD_DUCKDB_MEMORY", "1GiB")
+    store = Store(tmp_path / "ws")
+    assert store.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] == "1.0 GiB"
+    store.close()
 
 
 def test_report_lists_the_store_tables_only(tmp_path: Path) -> None:

@@ -24,12 +24,9 @@ import ibis
 import ibis.expr.types as ir
 
 from openlead.data import schemas
-from openlead.data.store import STORE_FILE, duckdb_connect
+from openlead.data.store import STORE_FILE, default_memory_limit, duckdb_connect
 from openlead.errors import InputError
 
-# share of the machine's memory DuckDB may use during ingest (it spills beyond it to W/tmp); the
-# environment variable OPENLEAD_DUCKDB_MEMORY, when set, takes precedence
-MEMORY_SHARE = 0.4
 # store write path: FSST string compression costs about as much time as the rest of the write together
 # (its symbol tables are trained per segment); without it DuckDB still dictionary-, RLE- and bit-packs
 # strings. Same rows and values, a larger file.
@@ -62,13 +59,8 @@ class IngestReport:
 
 
 def memory_limit() -> str:
-    """DuckDB's memory limit for ingest: ``OPENLEAD_DUCKDB_MEMORY`` or a share of physical memory."""
-    env = os.environ.get("OPENLEAD_DUCKDB_MEMORY")
-    if env:
-        return env
-    import psutil
-
-    return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20))}MiB"
+    """DuckDB's memory limit for ingest: the store's (:func:`openlead.data.store.default_memory_limit`)."""
+    return default_memory_limit()
 
 
 def final_action_part_count(n_lines: int, memory_bytes: int) -> int:

@@ -32,16 +32,31 @@ STORE_FILE = "store.duckdb"
 PARQUET_DIR = "tables"
 
 
+# share of the machine's memory DuckDB may use (it spills beyond it to W/tmp): DuckDB's own default, 80%,
+# left too little for the Python side of a 1M-beneficiary benchmark run (20 GiB RSS on 24 GiB before it was
+# stopped); the environment variable OPENLEAD_DUCKDB_MEMORY, when set, takes precedence
+MEMORY_SHARE = 0.4
+
+
+def default_memory_limit() -> str:
+    """DuckDB's memory limit: ``OPENLEAD_DUCKDB_MEMORY`` or ``MEMORY_SHARE`` of physical memory."""
+    env = os.environ.get("OPENLEAD_DUCKDB_MEMORY")
+    if env:
+        return env
+    import psutil
+
+    return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20))}MiB"
+
+
 def duckdb_connect(path: str | Path, *, read_only: bool = False, memory_limit: str | None = None) -> Any:
-    """An ibis DuckDB connection configured to spill to disk next to the database."""
+    """An ibis DuckDB connection configured to spill to disk next to the database, with its memory capped
+    (``memory_limit`` or :func:`default_memory_limit`)."""
     path = Path(path)
     tmp = path.parent / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     con = ibis.duckdb.connect(str(path), read_only=read_only)
     con.raw_sql(f"SET temp_directory = '{tmp.as_posix()}'")
-    limit = memory_limit or os.environ.get("OPENLEAD_DUCKDB_MEMORY")
-    if limit:
-        con.raw_sql(f"SET memory_limit = '{limit}'")
+    con.raw_sql(f"SET memory_limit = '{memory_limit or default_memory_limit()}'")
     return con
 
 
