@@ -495,3 +495,20 @@ def test_one_pass_hcc_stage_matches_long_form() -> None:
     got = _score(pop_demo, pop_dx)
     ref = _long_form_hccs(pop_demo, pop_dx)
     assert {b: h for b, h in got.hccs.items() if h} == ref
+
+
+def test_inputs_that_are_joins_score_as_plain_tables() -> None:
+    # callers narrow the inputs to a population with a semi-join (cells, the AI features); ibis extends such
+    # a join when another is chained on it, which once resolved the scorer's computed demographic keys to the
+    # wrong side (every beneficiary matched several profiles: 5,690 rows for 3,000 beneficiaries)
+    demo_df, dx_df = _population()
+    demo, dx = ibis.memtable(demo_df), ibis.memtable(dx_df)
+    pop = ibis.memtable(demo_df[["bene_id"]].iloc[::2])
+    plain = _score(demo.filter(demo.bene_id.isin(demo_df.bene_id.iloc[::2].tolist())), dx)
+    joined = _score(demo.semi_join(pop, "bene_id"), dx.semi_join(pop, "bene_id"))
+    assert joined.index.is_unique
+    assert len(joined) == len(demo_df.iloc[::2]) == N // 2
+    assert len(plain) > len(joined)  # plain keeps the diagnoses-only beneficiaries of the other half
+    pd.testing.assert_frame_equal(
+        joined.sort_index(), plain.loc[joined.index].sort_index(), check_dtype=False
+    )

@@ -566,7 +566,8 @@ def _bene_masks(diagnoses: ir.Table, mr: T.MaskReference) -> ir.Table:
     # two joins: the rows meet the code's row number only (one narrow column: DuckDB then hashes the few
     # thousand codes, not the diagnosis rows), the number its bit words
     lookup = raw.join(bits.select("dx", "_id"), "dx").select("raw", "_id")
-    x = diagnoses.select(bene_id=diagnoses.bene_id, raw=diagnoses.dx.cast("string"))
+    # (``view``: a join input is not extended by ibis; see ``_scoring_demographics``)
+    x = diagnoses.select(bene_id=diagnoses.bene_id, raw=diagnoses.dx.cast("string")).view()
     x = x.left_join(lookup, "raw").select("bene_id", "_id")
     x = x.left_join(bits.select("_id", *cols), "_id")
     return x.group_by("bene_id").aggregate(**{c: _bit_or(x[c]) for c in cols})
@@ -677,6 +678,10 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
         _key=_profile_key(n, st),
         ep=ep,
     )
+    # (``view``: when the input is itself a join, e.g. demographics semi-joined to a population, ibis would
+    # otherwise extend that join and resolve the computed key columns, lti and new_enrollee, to the wrong
+    # side: the predicate became always true and every beneficiary matched several profiles)
+    raw = raw.view()
     j = raw.left_join(lk, [raw[k].identical_to(lk[f"_{k}"]) for k in keys])
     return j.select("bene_id", "reason", "disabled", "_key", "ep")
 
