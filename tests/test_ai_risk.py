@@ -340,3 +340,19 @@ def test_compare_models_rejects_non_consecutive_years(region: dict[str, Any]) ->
 def test_features_are_set_based_ibis_expressions(region: dict[str, Any]) -> None:
     expr = ai.build_features(region, PARAMS, diagnosis_year=2025)
     assert isinstance(expr, ibis.expr.types.Table)
+
+
+def test_scoring_in_batches_gives_the_one_frame_scores(
+    region: dict[str, Any], train_frame: ai.ModelFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # score_ai streams the features in batches (memory at 1M beneficiaries); with batches of 700 rows the
+    # scores, to the bit, and their order are those of predicting on the whole feature frame at once
+    m = ai.train(train_frame)
+    monkeypatch.setattr(ai, "SCORE_BATCH_ROWS", 700)
+    got = ai.score_ai(m, region, PARAMS, diagnosis_year=2025)
+    feats = ai.build_features(region, PARAMS, diagnosis_year=2025).order_by("bene_id").execute()
+    assert len(got) == len(feats) > 3 * 700
+    assert list(got.bene_id) == list(feats.bene_id)
+    want = m.predict_cost(feats)
+    assert got.expected_cost.to_numpy().tobytes() == want.tobytes()
+    assert got.ai_raw.to_numpy().tobytes() == (want / m.mean_actual).tobytes()

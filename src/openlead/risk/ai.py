@@ -523,6 +523,9 @@ def train(
     return AiRiskModel(reg, list(frame.X.columns), scale, mean_actual, manifest)
 
 
+SCORE_BATCH_ROWS = 100_000
+
+
 def score_ai(
     model: AiRiskModel,
     tables: Mapping[str, ir.Table],
@@ -535,9 +538,21 @@ def score_ai(
     """Score beneficiaries from ``diagnosis_year`` claims: (bene_id, expected_cost, ai_raw). Internal:
     the frame holds identifiers."""
     feats = build_features(tables, params, diagnosis_year=diagnosis_year, py=py, population=population)
-    df = feats.order_by("bene_id").execute()
-    cost = model.predict_cost(df)
-    return pd.DataFrame({"bene_id": df["bene_id"], "expected_cost": cost, "ai_raw": cost / model.mean_actual})
+    # streamed in batches of SCORE_BATCH_ROWS: only the batch's features are ever in Python (a 1M-beneficiary
+    # region's ~170 feature columns, fetched at once, took the process past 24 GiB); each row's prediction
+    # depends on its own features only, so the scores are the same as from one frame
+    out = []
+    reader = feats.order_by("bene_id").to_pyarrow_batches(chunk_size=SCORE_BATCH_ROWS)
+    for batch in reader:
+        df = batch.to_pandas()
+        cost = model.predict_cost(df)
+        rel = cost / model.mean_actual
+        out.append(pd.DataFrame({"bene_id": df["bene_id"], "expected_cost": cost, "ai_raw": rel}))
+    if not out:
+        return pd.DataFrame(
+            {"bene_id": pd.Series(dtype=object), "expected_cost": np.zeros(0), "ai_raw": np.zeros(0)}
+        )
+    return pd.concat(out, ignore_index=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
