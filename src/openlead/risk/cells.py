@@ -393,18 +393,20 @@ def cell_risk(
     cohort = aligned_months.select("bene_id").distinct()
     scores, dq = bene_scores(tables, params, py, year, population=cohort)
     s = scores.select("bene_id", "score", "score_demographic", "segment", "dq_flag")
-    v = s.select(v_id=s.bene_id, v_score=s.score, v_demo=s.score_demographic)
+    # each model's scores are materialised on their own (a few rows per beneficiary): compiling the three
+    # scorers as one expression cost more than running them (ibis' rewrites grow faster than the tree)
+    v = s.select(v_id=s.bene_id, v_score=s.score, v_demo=s.score_demographic).cache()
     am = aligned_months.mutate(mi=month_index(aligned_months.month))
     is_esrd = am.category == "esrd"
     e = esrd_month_scores(tables, params, py, year, am.filter(is_esrd).select("bene_id", "mi"))
-    e = e.select(e_id=e.bene_id, e_mi=e.mi, e_score=e.score, e_demo=e.score_demographic)
+    e = e.select(e_id=e.bene_id, e_mi=e.mi, e_score=e.score, e_demo=e.score_demographic).cache()
     x = am.left_join(v, am.bene_id == v.v_id).drop("v_id")
     x = x.left_join(e, [x.bene_id == e.e_id, x.mi == e.e_mi]).drop("e_id", "e_mi")
     use_hn = hn_model is not None
     if hn_model is not None:
         hn_ids = aligned_months.filter(aligned_months.category == "hn").select("bene_id").distinct()
         h = hn_concurrent_scores(tables, params, py, year, hn_model, population=hn_ids)
-        h = h.select(h_id=h.bene_id, h_score=h.score, h_demo=h.score_demographic)
+        h = h.select(h_id=h.bene_id, h_score=h.score, h_demo=h.score_demographic).cache()
         x = x.left_join(h, x.bene_id == h.h_id).drop("h_id")
     is_esrd = x.category == "esrd"
     is_hn = (x.category == "hn") & ibis.literal(use_hn)
