@@ -228,22 +228,29 @@ def test_missing_ime_on_final_inpatient_claim_is_an_input_error() -> None:
     assert int(fa.claim.count().execute()) == 0
 
 
-def test_all_cases_together_match_each_case_alone() -> None:
-    # every case under its own beneficiary, in one input: one-version sets (projected) and multi-version sets
-    # (windows) are resolved side by side and must give what each case gives alone; with and without cache
+def _every_case() -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[pd.DataFrame]]:
+    """Claims, lines and diagnoses of every case, each case under its own beneficiary (…00, …01, …) with
+    claim ids suffixed ``-<case number>``: one frame per case and table."""
     claims, lines, dxs = [], [], []
     for i, case in enumerate(CASES):
         c, ln, dx = (t.execute() for t in _tables(case))
-        sfx = f"-{i}"
         c["bene_id"] = BENE[:-2] + f"{i:02d}"
         for df in (c, ln, dx):
-            df["claim_id"] = df["claim_id"] + sfx
+            df["claim_id"] = df["claim_id"] + f"-{i}"
         claims.append(c)
         lines.append(ln)
         dxs.append(dx)
+    return claims, lines, dxs
 
-    def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
-        return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+
+def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
+    return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+
+
+def test_all_cases_together_match_each_case_alone() -> None:
+    # every case under its own beneficiary, in one input: one-version sets (projected) and multi-version sets
+    # (windows) are resolved side by side and must give what each case gives alone; with and without cache
+    claims, lines, dxs = _every_case()
 
     # a re-delivered line (identical rows) and two codes for one diagnosis sequence: one row each survives
     lines.append(lines[0].copy())
@@ -279,18 +286,7 @@ def test_all_cases_together_match_each_case_alone() -> None:
 def test_unique_lines_skips_only_a_no_op() -> None:
     # with lines unique per (claim id, line number) and diagnoses per (claim id, sequence), as the CCLF reader
     # returns them, skipping the re-delivery step for them gives the same claims, lines, diagnoses, exceptions
-    claims, lines, dxs = [], [], []
-    for i, case in enumerate(CASES):
-        c, ln, dx = (t.execute() for t in _tables(case))
-        c["bene_id"] = BENE[:-2] + f"{i:02d}"
-        for df in (c, ln, dx):
-            df["claim_id"] = df["claim_id"] + f"-{i}"
-        claims.append(c)
-        lines.append(ln)
-        dxs.append(dx)
-
-    def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
-        return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+    claims, lines, dxs = _every_case()
 
     # the precondition: one row per line key and per diagnosis key (re-delivered claims repeat them here)
     lines = [pd.concat(lines, ignore_index=True).drop_duplicates(["claim_id", "line_num"])]
@@ -316,18 +312,7 @@ def test_parts_together_are_the_one_part_result(parts: int) -> None:
     # the rule run in disjoint parts by beneficiary (as ingest does for regions larger than memory) gives,
     # part after part, exactly the one-part claims, lines, diagnoses and exceptions, with no claim id in two
     # parts (the split is real: at least two parts hold claims)
-    claims, lines, dxs = [], [], []
-    for i, case in enumerate(CASES):
-        c, ln, dx = (t.execute() for t in _tables(case))
-        c["bene_id"] = BENE[:-2] + f"{i:02d}"
-        for df in (c, ln, dx):
-            df["claim_id"] = df["claim_id"] + f"-{i}"
-        claims.append(c)
-        lines.append(ln)
-        dxs.append(dx)
-
-    def mem(frames: list[pd.DataFrame], name: str) -> ibis.Table:
-        return ibis.memtable(pd.concat(frames, ignore_index=True), schema=SCHEMAS[name].ibis_schema())
+    claims, lines, dxs = _every_case()
 
     def frames(fas: list[Any]) -> list[pd.DataFrame]:
         out = []
