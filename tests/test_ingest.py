@@ -185,3 +185,27 @@ def test_report_lists_the_store_tables_only(tmp_path: Path) -> None:
     store.close()
     assert set(report.tables) == names
     assert "claim_exceptions" in names and not any(n.startswith(("_", "ibis_")) for n in names)
+
+
+@pytest.mark.parametrize(
+    ("n_lines", "memory", "env", "parts"),
+    [
+        # memory // 400 bytes per line = lines per part; parts = ceil(lines / that)
+        (17_000_000, int(9.4 * 2**30), None, 1),  # 100k region: 25.2M lines per part, one part
+        (164_892_978, int(9.4 * 2**30), None, 7),  # 1M region's final lines: 6.5 parts -> 7
+        (25_232_932, int(9.4 * 2**30), None, 1),  # exactly one part's worth (10,093,173,145 // 400)
+        (25_232_933, int(9.4 * 2**30), None, 2),  # one line more
+        (0, 2**30, None, 1),  # no lines: still one part
+        (60_000, 2**30, "15000", 4),  # the override counts lines per part
+    ],
+)
+def test_final_action_part_count(
+    monkeypatch: pytest.MonkeyPatch, n_lines: int, memory: int, env: str | None, parts: int
+) -> None:
+    from openlead.data.ingest import final_action_part_count
+
+    if env is None:
+        monkeypatch.delenv("OPENLEAD_INGEST_PART_LINES", raising=False)
+    else:
+        monkeypatch.setenv("OPENLEAD_INGEST_PART_LINES", env)
+    assert final_action_part_count(n_lines, memory) == parts
