@@ -18,6 +18,7 @@ from openlead.data.synthetic import generate
 from openlead.parameters import load_parameters
 from openlead.risk import ai
 from openlead.risk import evaluate as ev
+from tests.tiny import bene_months
 
 D = dt.date
 PARAMS = load_parameters()
@@ -29,28 +30,6 @@ PARAMS = load_parameters()
 #       (6 Part B months < 12: new enrollee)
 #   B3: F, born 1959-03-01 (65 at 2025-02-01), OREC 0, Jul-Dec 2025 only (no 2024 data: new enrollee)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _months(bene: str, year: int, first: int, dual: str | None) -> list[dict[str, Any]]:
-    return [
-        {
-            "bene_id": bene,
-            "month": D(year, m, 1),
-            "part_a": True,
-            "part_b": True,
-            "ma_or_other_plan": False,
-            "hospice": False,
-            "dual_status_code": dual,
-            "medicare_status_code": "10",
-            "esrd": False,
-            "long_term_institutional": False,
-            "state_county": "36061",
-            "us_resident": True,
-            "msp": False,
-            "other_aco_initiative": False,
-        }
-        for m in range(first, 13)
-    ]
 
 
 def _claim(cid: str, bene: str, ctype: str, f: dt.date, t: dt.date, paid: float, **kw: Any) -> dict[str, Any]:
@@ -107,10 +86,10 @@ def tiny_region(trunc_threshold: float | None = None) -> dict[str, Any]:
         ]
     )
     bm = (
-        _months("B1", 2024, 1, "02")
-        + _months("B1", 2025, 1, "02")
-        + _months("B2", 2024, 7, None)
-        + _months("B3", 2025, 7, None)
+        bene_months("B1", 2024, dual="02")
+        + bene_months("B1", 2025, dual="02")
+        + bene_months("B2", 2024, first=7, dual=None)
+        + bene_months("B3", 2025, first=7, dual=None)
     )
     claims = [
         # B1 2024: inpatient 5 days with an ED revenue line; net = 10000 - 500 - 300 - 100 = 9100

@@ -19,35 +19,12 @@ from openlead.derived import prepared
 from openlead.parameters import load_parameters
 from openlead.risk import cells
 from openlead.risk.cells import HnModel, cell_risk, fit_hn_model
+from tests.tiny import bene_months
 
 D = dt.date
 P = load_parameters()
 PY = 2027
 YEAR = 2026  # scored year: demographics at 2026-02-01, prospective diagnoses of 2025
-
-
-def _months(
-    bene: str, year: int, *, first: int = 1, last: int = 12, esrd: bool = False
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "bene_id": bene,
-            "month": D(year, m, 1),
-            "part_a": True,
-            "part_b": True,
-            "ma_or_other_plan": False,
-            "hospice": False,
-            "dual_status_code": "NA",
-            "medicare_status_code": "10",
-            "esrd": esrd,
-            "long_term_institutional": False,
-            "state_county": "36061",
-            "us_resident": True,
-            "msp": False,
-            "other_aco_initiative": False,
-        }
-        for m in range(1, 13)
-    ]
 
 
 def _claim(cid: str, bene: str, ctype: str, day: dt.date, **kw: Any) -> dict[str, Any]:
@@ -120,7 +97,7 @@ def _tables() -> dict[str, ibis.Table]:
     bm = []
     for b in BENES:
         for y in (2025, 2026):
-            bm += _months(b, y, esrd=b.startswith("E"))
+            bm += bene_months(b, y, esrd=b.startswith("E"))
     claims, lines, dxs = [], [], []
     for cid, b, day, code in DX:
         claims.append(_claim(cid, b, "carrier", day))

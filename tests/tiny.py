@@ -11,30 +11,33 @@ import pandas as pd
 D = dt.date
 
 
+def bene_months(
+    bene: str, year: int, *, first: int = 1, dual: str | None = "NA", esrd: bool = False
+) -> list[dict[str, Any]]:
+    """``bene_month`` rows of a fully entitled FFS beneficiary in New York County, months ``first``-12."""
+    return [
+        {
+            "bene_id": bene,
+            "month": D(year, m, 1),
+            "part_a": True,
+            "part_b": True,
+            "ma_or_other_plan": False,
+            "hospice": False,
+            "dual_status_code": dual,
+            "medicare_status_code": "10",
+            "esrd": esrd,
+            "long_term_institutional": False,
+            "state_county": "36061",
+            "us_resident": True,
+            "msp": False,
+            "other_aco_initiative": False,
+        }
+        for m in range(first, 13)
+    ]
+
+
 def tiny_tables() -> dict[str, pd.DataFrame]:
-    months = [D(2026, m, 1) for m in range(1, 13)]
-    bene_month = pd.DataFrame(
-        [
-            {
-                "bene_id": b,
-                "month": m,
-                "part_a": True,
-                "part_b": True,
-                "ma_or_other_plan": False,
-                "hospice": False,
-                "dual_status_code": "NA",
-                "medicare_status_code": "10",
-                "esrd": False,
-                "long_term_institutional": False,
-                "state_county": "36061",
-                "us_resident": True,
-                "msp": False,
-                "other_aco_initiative": False,
-            }
-            for b in ("B1", "B2")
-            for m in months
-        ]
-    )
+    bene_month = pd.DataFrame(bene_months("B1", 2026) + bene_months("B2", 2026))
     claim_common: dict[str, Any] = {
         "billing_ccn": None,
         "bill_type": None,
