@@ -147,13 +147,12 @@ def test_store_without_ingest_says_what_to_do(tmp_path: Path) -> None:
 def test_memory_limit_is_a_share_of_ram_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
 
-    from openlead.data.ingest import memory_limit
-    from openlead.data.store import MEMORY_SHARE
+    from openlead.data.store import MEMORY_SHARE, default_memory_limit
 
     monkeypatch.setenv("OPENLEAD_DUCKDB_MEMORY", "3GiB")
-    assert memory_limit() == "3GiB"
+    assert default_memory_limit() == "3GiB"
     monkeypatch.delenv("OPENLEAD_DUCKDB_MEMORY")
-    got = memory_limit()
+    got = default_memory_limit()
     assert got.endswith("MiB")
     assert int(got.removesuffix("MiB")) == int(psutil.virtual_memory().total * MEMORY_SHARE / 2**20)
 

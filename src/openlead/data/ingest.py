@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 
 from openlead.data import schemas
-from openlead.data.store import STORE_FILE, default_memory_limit, duckdb_connect
+from openlead.data.store import STORE_FILE, duckdb_connect
 from openlead.errors import InputError
 
 # store write path: FSST string compression costs about as much time as the rest of the write together
@@ -56,11 +56,6 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
-
-
-def memory_limit() -> str:
-    """DuckDB's memory limit for ingest: the store's (:func:`openlead.data.store.default_memory_limit`)."""
-    return default_memory_limit()
 
 
 def final_action_part_count(n_lines: int, memory_bytes: int) -> int:
@@ -162,7 +157,7 @@ def ingest(
     for leftover in (tmp, tmp.with_suffix(".duckdb.wal")):
         if leftover.exists():
             leftover.unlink()
-    con = duckdb_connect(tmp, memory_limit=memory_limit())
+    con = duckdb_connect(tmp)  # capped like every command (store.default_memory_limit)
     try:
         con.raw_sql(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
         # row order matters only where row numbers are taken (CSV below; the CCLF reader sets it itself):
