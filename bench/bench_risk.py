@@ -3,10 +3,13 @@
 1. CMS-HCC V28 scoring throughput of OpenLEAD's set-based scorer (``score_hcc`` over a demographics table and
    a diagnoses table, DuckDB backend, materialised into a DuckDB table) at N beneficiaries, against hccinfhir
    0.4.0 (``calculate_raf`` called once per beneficiary, as the test oracle does) on the first
-   ``--hccinfhir-sample`` of the same beneficiaries. The ratio is per core: (ours/s ÷ DuckDB threads) ÷
-   (hccinfhir/s, single-threaded); target ≥ 50×. On a shared machine the wall ratio undercounts a
-   multi-threaded run (its threads wait for cores that a single thread does not), so the ratio per
-   CPU-second (rows ÷ process CPU time, all threads) is reported beside it, with the load average.
+   ``--hccinfhir-sample`` of the same beneficiaries. The ratio per core compares like with like: ours with
+   DuckDB on one thread against hccinfhir (single-threaded Python); target ≥ 50×. Ours then runs again on
+   ``--threads`` threads, and that run's ratio per core (ours/s ÷ threads ÷ hccinfhir/s) and per CPU-second
+   (rows ÷ process CPU time, all threads) are printed beside it: they show what the second core adds, less
+   DuckDB's cost of running in parallel (and, on a shared machine, any wait for a busy core).
+   Each scorer's call is timed ``--repeats`` times in its process and the median run is reported (the runs
+   are printed too): single runs of either scorer vary by up to ±20% on this machine.
 2. Peak memory (RSS) of the scorer's process at N.
 3. AI-inferred risk (``model_frame`` + ``train``, then ``score_ai``) on a generated region of
    ``--ai-beneficiaries`` (cached workspace bench/out/bench-ws-<N>, as bench/bench_benchmark.py makes it).
@@ -23,7 +26,8 @@ one-time reference-data set-up excluded: hccinfhir loads its tables on import, o
 prints its numbers as its last line (JSON).
 
 Usage: python bench/bench_risk.py [--beneficiaries 1000000] [--hccinfhir-sample 20000]
-                                  [--ai-beneficiaries 100000] [--threads 2] [--out bench/out]
+                                  [--ai-beneficiaries 100000] [--threads 2] [--repeats 3] [--skip-ai]
+                                  [--out bench/out]
 """
 
 from __future__ import annotations
@@ -57,14 +61,17 @@ w, wc = time.perf_counter(), time.process_time()
 warm = score_hcc(con, con.table("demo").limit(100), con.table("dx"), year={year}).count().execute()
 setup_secs, setup_cpu = time.perf_counter() - w, time.process_time() - wc
 rss_before = psutil.Process().memory_info().rss / 1024**3
-t, c = time.perf_counter(), time.process_time()
-con.create_table("scores", score_hcc(con, con.table("demo"), con.table("dx"), year={year}))
-secs, cpu = time.perf_counter() - t, time.process_time() - c
+runs = []
+for _ in range({repeats}):  # the same call repeated; the median run is reported
+    t, c = time.perf_counter(), time.process_time()
+    scores = score_hcc(con, con.table("demo"), con.table("dx"), year={year})
+    con.create_table("scores", scores, overwrite=True)
+    runs.append((time.perf_counter() - t, time.process_time() - c))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 n, flagged, total = con.raw_sql("SELECT count(*), count(dq_flag), sum(score) FROM scores").fetchone()
 con.raw_sql("COPY (SELECT bene_id, score FROM scores WHERE bene_id < {first_out!r}) TO {sample_out!r} "
             "(FORMAT parquet)")
-print(json.dumps({{"seconds": secs, "cpu_seconds": cpu, "threads": threads, "rows": n, "flagged": flagged,
+print(json.dumps({{"runs": runs, "threads": threads, "rows": n, "flagged": flagged,
                   "setup_seconds": setup_secs, "setup_cpu_seconds": setup_cpu,
                   "score_sum": total, "rss_before_gib": rss_before, "peak_rss_gib": peak}}))
 """
@@ -79,12 +86,14 @@ dx = dx[dx.bene_id.isin(set(demo.bene_id))]
 dx_by = dx.groupby("bene_id").dx.apply(list).to_dict()
 calls = [(dx_by.get(r.bene_id, []), dict(age=int(r.age), sex=r.sex, dual_elgbl_cd=r.dual_status_code,
           orec=r.orec, new_enrollee=bool(r.new_enrollee), lti=bool(r.lti))) for r in demo.itertuples()]
-t, c = time.perf_counter(), time.process_time()
-scores = [calculate_raf(codes, {model!r}, **kw).risk_score for codes, kw in calls]
-secs, cpu = time.perf_counter() - t, time.process_time() - c
+runs = []
+for _ in range({repeats}):  # the same calls repeated; the median run is reported
+    t, c = time.perf_counter(), time.process_time()
+    scores = [calculate_raf(codes, {model!r}, **kw).risk_score for codes, kw in calls]
+    runs.append((time.perf_counter() - t, time.process_time() - c))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 pd.DataFrame({{"bene_id": demo.bene_id.to_numpy(), "score": scores}}).to_parquet({sample_out!r})
-print(json.dumps({{"seconds": secs, "cpu_seconds": cpu, "rows": len(scores), "peak_rss_gib": peak}}))
+print(json.dumps({{"runs": runs, "rows": len(scores), "peak_rss_gib": peak}}))
 """
 
 CHILD_PREP_REGION = """
@@ -134,6 +143,12 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 print(json.dumps({{"seconds": secs, "rows": len(df), "mean_ai_raw": float(df.ai_raw.mean()),
                   "peak_rss_gib": peak}}))
 """
+
+
+def median_run(runs: list[list[float]]) -> tuple[float, float]:
+    """The median (wall, CPU) seconds of repeated runs, ordered by wall time."""
+    wall, cpu = sorted(runs)[len(runs) // 2]
+    return wall, cpu
 
 
 def child(code: str) -> tuple[dict[str, Any], float]:
@@ -217,7 +232,8 @@ def main() -> None:
     ap.add_argument("--hccinfhir-sample", type=int, default=20_000)
     ap.add_argument("--ai-beneficiaries", type=int, default=100_000)
     ap.add_argument("--ai-diagnosis-year", type=int, default=2024, help="train on it, score the next year")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="ours also runs on this many (after 1)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per scorer; the median is reported")
     ap.add_argument("--seed", type=int, default=20260)
     ap.add_argument("--region-seed", type=int, default=1)
     ap.add_argument("--skip-ai", action="store_true")
@@ -233,32 +249,41 @@ def main() -> None:
     demo_p, dx_p, n_dx = build_population(n, a.seed, folder)
     build_s = time.perf_counter() - t
     first_out = f"B{sample:07d}"  # ids are zero-padded: the first `sample` beneficiaries sort below it
-    ours, ours_wall = child(
-        CHILD_OURS.format(
-            threads=a.threads,
-            demo=str(demo_p),
-            dx=str(dx_p),
-            year=YEAR,
-            first_out=first_out,
-            sample_out=str(folder / "sample_ours.parquet"),
+
+    def run_ours(threads: int) -> tuple[dict[str, Any], float]:
+        return child(
+            CHILD_OURS.format(
+                threads=threads,
+                repeats=a.repeats,
+                demo=str(demo_p),
+                dx=str(dx_p),
+                year=YEAR,
+                first_out=first_out,
+                sample_out=str(folder / "sample_ours.parquet"),
+            )
         )
-    )
+
+    # one core (the per-core ratio), then --threads (how the scorer scales on this machine)
+    ours1, ours1_wall = run_ours(1)
+    oursn, oursn_wall = run_ours(a.threads) if a.threads != 1 else (ours1, ours1_wall)
     theirs, theirs_wall = child(
         CHILD_HCCINFHIR.format(
             demo=str(demo_p),
             dx=str(dx_p),
             sample=sample,
             model=MODEL,
+            repeats=a.repeats,
             sample_out=str(folder / "sample_hccinfhir.parquet"),
         )
     )
-    ours_rate = ours["rows"] / ours["seconds"]
-    theirs_rate = theirs["rows"] / theirs["seconds"]
-    ratio = (ours_rate / ours["threads"]) / theirs_rate
+    o1, on, th = median_run(ours1["runs"]), median_run(oursn["runs"]), median_run(theirs["runs"])
+    theirs_rate, theirs_cpu_rate = theirs["rows"] / th[0], theirs["rows"] / th[1]
+    ours1_rate = ours1["rows"] / o1[0]
+    ratio = ours1_rate / theirs_rate  # both on one core
+    oursn_rate, oursn_cpu_rate = oursn["rows"] / on[0], oursn["rows"] / on[1]
+    ratio_n = (oursn_rate / oursn["threads"]) / theirs_rate
     # per CPU-second (process CPU time, all threads): fair when the cores are shared with other work
-    ours_cpu_rate = ours["rows"] / ours["cpu_seconds"]
-    theirs_cpu_rate = theirs["rows"] / theirs["cpu_seconds"]
-    ratio_cpu = ours_cpu_rate / theirs_cpu_rate
+    ratio_cpu = oursn_cpu_rate / theirs_cpu_rate
     result: dict[str, Any] = {
         "hcc": {
             "model": "V28",
@@ -266,31 +291,38 @@ def main() -> None:
             "beneficiaries": n,
             "diagnosis_rows": n_dx,
             "inputs_build_seconds": round(build_s, 1),
-            "openlead_seconds": round(ours["seconds"], 3),
-            "openlead_beneficiaries_per_s": round(ours_rate),
-            "openlead_cpu_seconds": round(ours["cpu_seconds"], 3),
-            "openlead_reference_setup_cpu_seconds": round(ours["setup_cpu_seconds"], 3),
-            "openlead_beneficiaries_per_cpu_s": round(ours_cpu_rate),
-            "openlead_duckdb_threads": ours["threads"],
-            "openlead_rows_flagged": ours["flagged"],
-            "openlead_peak_rss_gib": round(ours["peak_rss_gib"], 3),
-            "openlead_rss_before_scoring_gib": round(ours["rss_before_gib"], 3),
+            "repeats": a.repeats,
+            "openlead_1_thread_seconds": round(o1[0], 3),
+            "openlead_1_thread_runs_seconds": [round(r[0], 3) for r in ours1["runs"]],
+            "openlead_1_thread_beneficiaries_per_s": round(ours1_rate),
+            f"openlead_{oursn['threads']}_threads_seconds": round(on[0], 3),
+            f"openlead_{oursn['threads']}_threads_cpu_seconds": round(on[1], 3),
+            f"openlead_{oursn['threads']}_threads_beneficiaries_per_s": round(oursn_rate),
+            "openlead_reference_setup_cpu_seconds": round(ours1["setup_cpu_seconds"], 3),
+            "openlead_rows_flagged": ours1["flagged"],
+            "openlead_score_sum": round(ours1["score_sum"], 4),
+            "openlead_peak_rss_gib": round(max(ours1["peak_rss_gib"], oursn["peak_rss_gib"]), 3),
+            "openlead_rss_before_scoring_gib": round(ours1["rss_before_gib"], 3),
             "hccinfhir_version": "0.4.0",
             "hccinfhir_sample": theirs["rows"],
-            "hccinfhir_seconds": round(theirs["seconds"], 3),
+            "hccinfhir_seconds": round(th[0], 3),
+            "hccinfhir_runs_seconds": [round(r[0], 3) for r in theirs["runs"]],
             "hccinfhir_beneficiaries_per_s": round(theirs_rate),
-            "hccinfhir_cpu_seconds": round(theirs["cpu_seconds"], 3),
-            "hccinfhir_beneficiaries_per_cpu_s": round(theirs_cpu_rate),
             "hccinfhir_threads": 1,
             "hccinfhir_peak_rss_gib": round(theirs["peak_rss_gib"], 3),
             "ratio_per_core": round(ratio, 1),
-            "ratio_per_cpu_second": round(ratio_cpu, 1),
+            f"ratio_per_core_at_{oursn['threads']}_threads": round(ratio_n, 1),
+            f"ratio_per_cpu_second_at_{oursn['threads']}_threads": round(ratio_cpu, 1),
             "load_average_at_start": load_avg,
             "agreement_on_sample": {
                 **agreement(folder / "sample_ours.parquet", folder / "sample_hccinfhir.parquet"),
                 "note": "differences are the documented CMS_DEVIATIONS classes (tests/test_hcc.py)",
             },
-            "child_wall_seconds": {"openlead": round(ours_wall, 1), "hccinfhir": round(theirs_wall, 1)},
+            "child_wall_seconds": {
+                "openlead_1_thread": round(ours1_wall, 1),
+                f"openlead_{oursn['threads']}_threads": round(oursn_wall, 1),
+                "hccinfhir": round(theirs_wall, 1),
+            },
         }
     }
 
@@ -335,8 +367,8 @@ def main() -> None:
         )
         result["ai"] = ai
 
-    result["targets"] = {"hcc_ratio_per_core": ">= 50", "hcc_ratio_per_cpu_second": ">= 50"}
-    result["target_met"] = {"hcc_ratio_per_core": ratio >= 50, "hcc_ratio_per_cpu_second": ratio_cpu >= 50}
+    result["targets"] = {"hcc_ratio_per_core": ">= 50"}
+    result["target_met"] = {"hcc_ratio_per_core": ratio >= 50}
     print(json.dumps(result, indent=2))
 
 
