@@ -14,8 +14,9 @@ from typing import Any
 import ibis
 import pandas as pd
 import pytest
+from ibis import _
 
-from openlead.data.claims import final_action, final_action_parts
+from openlead.data.claims import final_action, final_action_parts, part_of
 from openlead.data.schemas import SCHEMAS
 from openlead.errors import InputError
 
@@ -337,3 +338,35 @@ def test_parts_together_are_the_one_part_result(parts: int) -> None:
     assert got[0].claim_id.is_unique
     for fa in [whole, *split]:
         fa.release()
+
+
+def test_missing_ime_in_a_part_names_the_part_and_counts_it() -> None:
+    # a region run in parts stops at the first part holding a final inpatient claim without IME: the error
+    # names that part, and its count is that part's claims (not the region's). Twelve beneficiaries with one
+    # inpatient stay each, IME missing on all of them.
+    c1, ln1, dx1 = (t.execute() for t in _tables({"claims": [("A1", "inpatient", "K", "0", 1, 1, 100.0)]}))
+    claims, lines, dxs = [], [], []
+    for i in range(12):
+        for df, out in ((c1, claims), (ln1, lines), (dx1, dxs)):
+            out.append(df.assign(claim_id=df.claim_id + f"-{i}"))
+        claims[-1]["bene_id"] = BENE[:-2] + f"{i:02d}"
+    c = pd.concat(claims, ignore_index=True).assign(ime=None)
+    parts = 3
+    whole = final_action(mem([c.assign(ime=1.0)], "claim"), mem(lines, "claim_line"), mem(dxs, "claim_dx"))
+    final = whole.claim.execute()
+    whole.release()
+    ip = final[final.claim_type == "inpatient"]
+    part = ibis.memtable(ip[["bene_id"]]).select(k=part_of(_.bene_id, parts)).execute().k
+    first = int(part.min())  # the first part with such a claim is where the run stops
+    want = int((part == first).sum())
+    assert len(ip) > want >= 1  # the inpatient claims are spread over more than one part
+    with pytest.raises(InputError, match=rf"in beneficiary part {first + 1} of {parts} ") as ei:
+        for fa in final_action_parts(
+            mem([c], "claim"), mem(lines, "claim_line"), mem(dxs, "claim_dx"), parts=parts
+        ):
+            fa.release()
+    assert ei.value.count == want
+    # one part: the whole region's count, no part named
+    with pytest.raises(InputError, match=r"claims \(first claim_id") as ei:
+        final_action(mem([c], "claim"), mem(lines, "claim_line"), mem(dxs, "claim_dx"))
+    assert ei.value.count == len(ip)

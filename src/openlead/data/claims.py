@@ -287,6 +287,7 @@ def final_action_parts(
             claim_cols,
             line_cols,
             dx_cols,
+            part=(k, parts),
         )
 
 
@@ -302,9 +303,10 @@ def _final_action_part(
     claim_cols: Sequence[str],
     line_cols: Sequence[str],
     dx_cols: Sequence[str],
+    part: tuple[int, int] = (0, 1),
 ) -> FinalAction:
     """Steps 3-5 of the rule on de-duplicated claims ``c`` and their lines ``ln`` (``line_ids``: the claim
-    ids that have lines, one column)."""
+    ids that have lines, one column); ``part``: (k, parts) of :func:`final_action_parts`, for messages."""
     exceptions: list[ir.Table] = []
 
     # 3-5. Part A: claim-level sets
@@ -389,8 +391,14 @@ def _final_action_part(
         n = int(ip.count().execute())
         if n:
             first = str(ip.claim_id.min().execute())
+            # a region run in parts stops at the first part with such claims: its count is that part's
+            scope = (
+                ""
+                if part[1] == 1
+                else f" in beneficiary part {part[0] + 1} of {part[1]} (later parts not checked)"
+            )
             raise InputError(
-                "IME/DSH missing on final-action inpatient claims (first claim_id "
+                f"IME/DSH missing on final-action inpatient claims{scope} (first claim_id "
                 f"{first}); supply them (cclf_supplement.parquet: claim_id, ime, dsh, ucc), never as zero",
                 file="claim",
                 field="ime/dsh",
