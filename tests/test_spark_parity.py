@@ -90,3 +90,34 @@ def test_alignment_and_spend_agree_on_duckdb_and_spark(generated_workspace: Path
     pd.testing.assert_frame_equal(a_cells[keys].reset_index(drop=True), b_cells[keys].reset_index(drop=True))
     for col in ("spend_pre", "spend_post"):
         assert (a_cells[col].round(2) == b_cells[col].round(2)).all(), col
+
+
+def _risk_scores(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PY2027 V28 raw scores of every beneficiary (diagnoses of 2026 through the eligibility slice, CC bit
+    words and their ``bit_or``), with the eligibility reasons' counts: the risk path on either engine."""
+    from openlead.parameters import load_parameters
+    from openlead.risk.cells import bene_scores
+
+    scores, quality = bene_scores(store.tables(), load_parameters(), 2027, 2027)
+    s = store.con.execute(scores.select("bene_id", "segment", "hcc_count", "hccs", "score", "dq_flag"))
+    q = store.con.execute(quality)
+    s = s.sort_values("bene_id").reset_index(drop=True)
+    return s, q.sort_values(list(q.columns)).reset_index(drop=True)
+
+
+def test_risk_scores_agree_on_duckdb_and_spark(generated_workspace: Path) -> None:
+    duck = Store(generated_workspace, engine="duckdb")
+    a, aq = _risk_scores(duck)
+    duck.close()
+    spark = Store(generated_workspace, engine="spark")
+    b, bq = _risk_scores(spark)
+    spark.close()
+    assert len(a) > 500 and (a.hcc_count > 0).sum() > 100
+    b["hcc_count"] = b["hcc_count"].astype(a["hcc_count"].dtype)
+    keys = ["bene_id", "segment", "hcc_count", "hccs", "dq_flag"]
+    pd.testing.assert_frame_equal(a[keys], b[keys])
+    assert (a.score - b.score).abs().max() < 1e-9
+    for col in aq.columns:
+        if aq[col].dtype != bq[col].dtype:
+            bq[col] = bq[col].astype(aq[col].dtype)
+    pd.testing.assert_frame_equal(aq, bq)
