@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import ibis.expr.types as ir
 import pandas as pd
@@ -13,6 +15,7 @@ from openlead.data.ingest import ingest
 from openlead.data.store import Store
 
 pytestmark = pytest.mark.spark
+T = TypeVar("T")
 
 if shutil.which("java") is None:  # pragma: no cover - CI machines have Java 17
     pytest.skip("the Spark engine needs Java", allow_module_level=True)
@@ -33,13 +36,20 @@ def spend_by_category(t: dict[str, ir.Table]) -> ir.Table:
     return agg.join(m, "year").order_by(["claim_type", "year", "sex"])
 
 
+def _on_both(workspace: Path, run: Callable[[Store], T]) -> tuple[T, T]:
+    """``run`` on the workspace's store opened with DuckDB, then with PySpark."""
+    out = []
+    for engine in ("duckdb", "spark"):
+        store = Store(workspace, engine=engine)
+        out.append(run(store))
+        store.close()
+    return out[0], out[1]
+
+
 def test_duckdb_and_spark_agree_on_a_representative_aggregate(generated_workspace: Path) -> None:
-    duck = Store(generated_workspace, engine="duckdb")
-    a = duck.con.execute(spend_by_category(duck.tables())).reset_index(drop=True)
-    duck.close()
-    spark = Store(generated_workspace, engine="spark")
-    b = spark.con.execute(spend_by_category(spark.tables())).reset_index(drop=True)
-    spark.close()
+    a, b = _on_both(
+        generated_workspace, lambda s: s.con.execute(spend_by_category(s.tables())).reset_index(drop=True)
+    )
     assert len(a) > 10
     for col in ("claims", "benes", "months"):
         b[col] = b[col].astype(a[col].dtype)
@@ -75,12 +85,7 @@ def _alignment_and_spend(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_alignment_and_spend_agree_on_duckdb_and_spark(generated_workspace: Path) -> None:
-    duck = Store(generated_workspace, engine="duckdb")
-    a_counts, a_cells = _alignment_and_spend(duck)
-    duck.close()
-    spark = Store(generated_workspace, engine="spark")
-    b_counts, b_cells = _alignment_and_spend(spark)
-    spark.close()
+    (a_counts, a_cells), (b_counts, b_cells) = _on_both(generated_workspace, _alignment_and_spend)
     assert a_counts.months.sum() > 100
     for col in ("months", "benes"):
         b_counts[col] = b_counts[col].astype(a_counts[col].dtype)
@@ -106,12 +111,7 @@ def _risk_scores(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_risk_scores_agree_on_duckdb_and_spark(generated_workspace: Path) -> None:
-    duck = Store(generated_workspace, engine="duckdb")
-    a, aq = _risk_scores(duck)
-    duck.close()
-    spark = Store(generated_workspace, engine="spark")
-    b, bq = _risk_scores(spark)
-    spark.close()
+    (a, aq), (b, bq) = _on_both(generated_workspace, _risk_scores)
     assert len(a) > 500 and (a.hcc_count > 0).sum() > 100
     b["hcc_count"] = b["hcc_count"].astype(a["hcc_count"].dtype)
     keys = ["bene_id", "segment", "hcc_count", "hccs", "dq_flag"]
