@@ -44,14 +44,19 @@ def shared(tables: Mapping[str, ir.Table], key: Hashable, build: Callable[[], ir
         return build()
     hit = tables.memo.get(key)
     if hit is None:
-        expr = build()
-        # ibis 12's PySpark backend compiles a cached table without registering the expression's in-memory
-        # tables (reference codes, parameter lists) first, so Spark cannot find them; execute() does register
-        # them (the same hook, run here by hand; a no-op for tables already registered, as on DuckDB)
-        expr._find_backend(use_default=True)._run_pre_execute_hooks(expr)
-        hit = expr.cache()
+        hit = materialise(build())
         tables.memo[key] = hit
     return hit
+
+
+def materialise(expr: ir.Table) -> ir.Table:
+    """``expr.cache()`` on either engine: a temporary table on DuckDB, a persisted DataFrame on PySpark.
+
+    ibis 12's PySpark backend compiles a cached table without registering the expression's in-memory tables
+    (reference codes, parameter lists) first, so Spark cannot find them; ``execute()`` does register them.
+    The same hook is run here by hand (a no-op for tables already registered, as on DuckDB)."""
+    expr._find_backend(use_default=True)._run_pre_execute_hooks(expr)
+    return expr.cache()
 
 
 def frozen(value: Any) -> Hashable:

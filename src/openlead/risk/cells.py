@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from openlead.alignment import eligible_months, high_needs, month_index
-from openlead.derived import shared
+from openlead.derived import materialise, shared
 from openlead.errors import InputError, ParameterError
 from openlead.expenditure import expenditure
 from openlead.parameters import Parameters
@@ -332,7 +332,8 @@ def fit_hn_model(
         return None
     exp = expenditure(tables, params, py, cy, months, runout=True, ffs_equivalent=True)
     b = exp.bene_spend
-    spend = b.select("bene_id", "months", spend=b.annualised * b.factor, hn=ibis.literal(True))
+    # the target is read six times below (population, diagnoses, design rows, fit): built once
+    spend = materialise(b.select("bene_id", "months", spend=b.annualised * b.factor, hn=ibis.literal(True)))
     ids = spend.select("bene_id")
     demo = risk_demographics(tables, params, py, diagnosis_year=cy, payment_year=cy).semi_join(ids, "bene_id")
     dx, _q = risk_diagnoses(tables, params, py, diagnosis_year=cy)
