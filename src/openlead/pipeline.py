@@ -39,6 +39,7 @@ from openlead.benchmark import (
     efficiency_status,
     update_factor,
 )
+from openlead.derived import materialise
 from openlead.errors import InputError
 from openlead.expenditure import Expenditure, expenditure, performance_expenditure
 from openlead.parameters import Parameters
@@ -190,7 +191,7 @@ def run_benchmark(
     say("aligning beneficiaries")
     res = al.align(tables, params, py)
     # materialise what later stages read several times (temp tables; released with the connection)
-    res = replace(res, aligned_months=res.aligned_months.cache(), tins=res.tins.cache())
+    res = replace(res, aligned_months=materialise(res.aligned_months), tins=materialise(res.tins))
     bys = base_years(params, py)
     say(f"HN concurrent model (calibrated on {bys[-1]})")
     hn_model = fit_hn_model(tables, params, py)
@@ -209,7 +210,9 @@ def run_benchmark(
     by_months: dict[int, ir.Table] = {}
     for y in bys:
         say(f"base year {y}: alignment, spend, risk")
-        am = al.base_year_aligned_months(tables, params, py, y, tins=res.tins, voluntary_cohort=vc).cache()
+        am = materialise(
+            al.base_year_aligned_months(tables, params, py, y, tins=res.tins, voluntary_cohort=vc)
+        )
         by_months[y] = am
         exps[y] = expenditure(tables, params, py, y, am)
         spend_rows.append(_frame(exps[y].cells))

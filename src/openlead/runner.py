@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from openlead import __version__
+from openlead.derived import materialise
 from openlead.errors import InputError
 from openlead.expenditure import Expenditure, performance_expenditure
 from openlead.mssp import MsspProjection, mssp_project
@@ -456,13 +457,13 @@ def risk_summary(
     cohorts: list[tuple[int, ir.Table]] = []
     try:
         res = al.align(tables, params, py, check_minimums=False)
-        am = res.aligned_months.cache()
+        am = materialise(res.aligned_months)
         cohorts = [(y, am) for y in [*base_years(params, py), py]]
     except RuleError:
         notes.append(f"no PY{py} alignment in the store (no enrolment for {py}): base-year cohorts shown")
         tins = al.participant_tins(tables, dt.date(py, 1, 1))
         cohorts = [
-            (y, al.base_year_aligned_months(tables, params, py, y, tins=tins).cache())
+            (y, materialise(al.base_year_aligned_months(tables, params, py, y, tins=tins)))
             for y in base_years(params, py)
         ]
     for y, months in cohorts:

@@ -396,25 +396,25 @@ def cell_risk(
     s = scores.select("bene_id", "score", "score_demographic", "segment", "dq_flag")
     # each model's scores are materialised on their own (a few rows per beneficiary): compiling the three
     # scorers as one expression cost more than running them (ibis' rewrites grow faster than the tree)
-    v = s.select(v_id=s.bene_id, v_score=s.score, v_demo=s.score_demographic).cache()
+    v = materialise(s.select(v_id=s.bene_id, v_score=s.score, v_demo=s.score_demographic))
     am = aligned_months.mutate(mi=month_index(aligned_months.month))
     is_esrd = am.category == "esrd"
     e = esrd_month_scores(tables, params, py, year, am.filter(is_esrd).select("bene_id", "mi"))
-    e = e.select(e_id=e.bene_id, e_mi=e.mi, e_score=e.score, e_demo=e.score_demographic).cache()
+    e = materialise(e.select(e_id=e.bene_id, e_mi=e.mi, e_score=e.score, e_demo=e.score_demographic))
     x = am.left_join(v, am.bene_id == v.v_id).drop("v_id")
     x = x.left_join(e, [x.bene_id == e.e_id, x.mi == e.e_mi]).drop("e_id", "e_mi")
     use_hn = hn_model is not None
     if hn_model is not None:
         hn_ids = aligned_months.filter(aligned_months.category == "hn").select("bene_id").distinct()
         h = hn_concurrent_scores(tables, params, py, year, hn_model, population=hn_ids)
-        h = h.select(h_id=h.bene_id, h_score=h.score, h_demo=h.score_demographic).cache()
+        h = materialise(h.select(h_id=h.bene_id, h_score=h.score, h_demo=h.score_demographic))
         x = x.left_join(h, x.bene_id == h.h_id).drop("h_id")
     is_esrd = x.category == "esrd"
     is_hn = (x.category == "hn") & ibis.literal(use_hn)
     score = ibis.cases((is_esrd, x.e_score), (is_hn, x.h_score if use_hn else x.v_score), else_=x.v_score)
     demo = ibis.cases((is_esrd, x.e_demo), (is_hn, x.h_demo if use_hn else x.v_demo), else_=x.v_demo)
     # one scored row per aligned month, materialised: the checks and both aggregates below read it
-    x = x.select("bene_id", "category", "alignment_type", score=score, score_demographic=demo).cache()
+    x = materialise(x.select("bene_id", "category", "alignment_type", score=score, score_demographic=demo))
     unscored = int(x.filter(x.score.isnull()).count().execute())
     if unscored:
         # a beneficiary is never silently dropped: missing demographics are an input problem
