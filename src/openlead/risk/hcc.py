@@ -238,18 +238,6 @@ def _interaction_terms(hccs: ir.Table, pseudo: ir.Table, tb: HccTables) -> ir.Ta
     return c.filter(c.k == c.n).select("bene_id", "term")
 
 
-def _hcc_summary(hccs: ir.Table) -> ir.Table:
-    """(bene_id, hcc_count, hccs): payment HCCs after hierarchies, listed in numeric order. The list is
-    collected unordered and the small array sorted afterwards (an ordered aggregate is far slower)."""
-    hagg = hccs.group_by("bene_id").aggregate(
-        hcc_count=_.count(),
-        hcc_list=_.cc.cast("int64").collect(),  # CCs are numeric
-    )
-    return hagg.select(
-        "bene_id", "hcc_count", hccs=hagg.hcc_list.sort().map(lambda c: c.cast("string")).join(",")
-    )
-
-
 def _sel(
     t: ir.Table, term: ir.StringValue | str, comp: str, ids: tuple[str, ...], **extra: ir.Value
 ) -> ir.Table:
@@ -277,19 +265,6 @@ def _flag_code(t: ir.Table) -> ir.IntegerValue:
     for i, c in enumerate(DEMO_KEYS[2:]):
         code = code + ibis.cases((t[c], 1 << i), else_=0)
     return code
-
-
-def _profile_frame(model: str) -> pd.DataFrame:
-    st = T.structure(model)
-    cells = _cells(st.age_bands, ("F", "M")) + _cells(st.ne_age_bands, ("NEF", "NEM"))
-    flags = list(itertools.product([False, True], repeat=len(DEMO_KEYS) - 2))
-    rows = [(s, c, *f) for s in SEGMENTS for c in cells for f in flags]
-    return pd.DataFrame(rows, columns=list(DEMO_KEYS))
-
-
-def _profiles(model: str) -> ir.Table:
-    """Every (segment, cell, flags) a V28 beneficiary can have: the domain of ``DEMO_KEYS`` (57,344 rows)."""
-    return ibis.memtable(_profile_frame(model))
 
 
 def _demo_terms(demo: ir.Table, ids: tuple[str, ...] = ("bene_id",)) -> ir.Table:
@@ -490,15 +465,7 @@ def _interaction_score(j: ir.Table, pseudo: dict[str, ir.BooleanValue], tb: HccT
     joined to ``_segment_factors``; gmask from ``_bene_hccs``, pseudo-groups from the demographics)."""
     ref = tb.ccref
     assert ref is not None
-    return _interaction_sum(j, pseudo, ref.groups, tb.structure.interactions)
-
-
-def _interaction_sum(
-    j: ir.Table,
-    pseudo: dict[str, ir.BooleanValue],
-    groups: tuple[str, ...],
-    interactions: dict[str, tuple[str, ...]],
-) -> ir.FloatingValue:
+    groups, interactions = ref.groups, tb.structure.interactions
     bits = {g: 1 << i for i, g in enumerate(groups)}
     full = j.gmask.fill_null(0)
     for i, (name, flag) in enumerate(pseudo.items()):
@@ -721,8 +688,8 @@ def _profile_key(d: ir.Table, st: T.ModelStructure) -> ir.IntegerValue:
 
 @lru_cache(maxsize=8)
 def _profile_table(model: str, year: int) -> pd.DataFrame:
-    """The demographic profiles a scored beneficiary can have (those of ``_profile_frame`` the scorer can
-    form: the female flag agrees with the cell, new-enrollee cells and flags only in segment NE, a
+    """The demographic profiles a scored beneficiary can have (of the (segment, cell, flags) domain, those the
+    scorer can form: the female flag agrees with the cell, new-enrollee cells and flags only in segment NE, a
     continuing enrollee is long-term institutional exactly in INS; about 2,400), keyed as ``_profile_key``
     numbers them, with segment, cell and the demographic coefficient sum: the terms of ``_demo_terms``, each
     looked up as ``<segment>_<term>`` (0.0 when none has a coefficient)."""

@@ -532,7 +532,9 @@ def mask_reference(model: str, year: int) -> MaskReference:
     fc = ref.fam_cc
     widths = fc.groupby("fam").size()
     if int(widths.max()) > MAX_MASK_FAMILY:
-        raise ParameterError(f"a CC family has {int(widths.max())} members; the scorer solves up to 16")
+        raise ParameterError(
+            f"a CC family has {int(widths.max())} members; the scorer solves up to {MAX_MASK_FAMILY}"
+        )
     fill: list[int] = []
     place: dict[int, tuple[int, int]] = {}
     for fam, width in sorted(widths.items(), key=lambda kv: (-kv[1], kv[0])):
