@@ -148,6 +148,21 @@ def dx_edits(model: str, year: int) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+@lru_cache(maxsize=64)
+def memtable(kind: str, model: str, year: int) -> ir.Table:
+    """A reference frame of this module as an ibis memtable, built once per (kind, model, year) so that a
+    backend registers it once (see ``load_tables``). kind: dx_bits (``MaskReference.dx_bits`` with its row
+    number ``_id``), fams, res (``MaskReference``), eligible_hcpcs (model ignored)."""
+    if kind == "eligible_hcpcs":
+        return ibis.memtable(eligible_hcpcs(year))
+    mr = mask_reference(model, year)
+    if kind == "dx_bits":
+        return ibis.memtable(mr.dx_bits.assign(_id=range(len(mr.dx_bits))))
+    if kind in ("fams", "res"):
+        return ibis.memtable(getattr(mr, kind))
+    raise ValueError(f"unknown reference memtable {kind!r}")
+
+
 @lru_cache(maxsize=8)
 def eligible_hcpcs(year: int) -> pd.DataFrame:
     """CPT/HCPCS codes whose professional/outpatient claims are risk-adjustment eligible."""
@@ -682,7 +697,11 @@ class HccTables:
     ccref: CcReference | None = None
 
 
+@lru_cache(maxsize=16)
 def load_tables(model: str, year: int) -> HccTables:
+    """The model's reference tables as memtables, built once per (model, year): the same memtables (same
+    names) serve every call, so a backend registers each once, not once per query (on PySpark each
+    registration is a DataFrame built from pandas)."""
     st = structure(model)
     groups = pd.DataFrame([(cc, g) for g, ccs in st.groups.items() for cc in ccs], columns=["cc", "grp"])
     inter = pd.DataFrame(
