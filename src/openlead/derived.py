@@ -59,6 +59,15 @@ def materialise(expr: ir.Table) -> ir.Table:
     return expr.cache()
 
 
+def staged(tables: Mapping[str, ir.Table], expr: ir.Table) -> ir.Table:
+    """``expr`` materialised when ``tables`` is prepared (a store run), else ``expr`` itself (lazy).
+
+    For a stage's inputs that its expression reads many times: PySpark does not share a subquery between
+    its references (DuckDB materialises such a CTE), so an unmaterialised input would be recomputed for
+    every reference, and the plan grows with every copy."""
+    return materialise(expr) if isinstance(tables, PreparedTables) else expr
+
+
 def frozen(value: Any) -> Hashable:
     """A hashable rendering of a parameter value (lists, dicts) for use in a key."""
     if isinstance(value, dict):

@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from openlead.alignment import eligible_months, high_needs, month_index
-from openlead.derived import materialise, shared
+from openlead.derived import materialise, shared, staged
 from openlead.errors import InputError, ParameterError
 from openlead.expenditure import expenditure
 from openlead.parameters import Parameters
@@ -220,6 +220,8 @@ def esrd_month_scores(
     sid = states.select("bene_id", "state_id")
     x = dx.join(sid, "bene_id")
     dx_s = x.select(bene_id=x.state_id, dx=x.dx)
+    # the per-(beneficiary, family) scorer reads its inputs many times over
+    demo_s, dx_s = staged(tables, demo_s), staged(tables, dx_s)
     sc = score_esrd(None, demo_s, dx_s, esrd_model_year=int(params.get("risk.esrd_model_year", py)))
     sc = sc.select(
         s_id=sc.bene_id,
@@ -368,6 +370,8 @@ def hn_concurrent_scores(
     if population is not None:
         demo = demo.semi_join(population, "bene_id")
         dx = dx.semi_join(population, "bene_id")
+    # the long-form scorer reads its inputs many times over
+    demo, dx = staged(tables, demo), staged(tables, dx)
     return score_recalibrated(demo, dx, hn_model.factors, year=hn_model.table_year)
 
 
