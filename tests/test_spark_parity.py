@@ -121,3 +121,37 @@ def test_risk_scores_agree_on_duckdb_and_spark(generated_workspace: Path) -> Non
         if aq[col].dtype != bq[col].dtype:
             bq[col] = bq[col].astype(aq[col].dtype)
     pd.testing.assert_frame_equal(aq, bq)
+
+
+
+def _cell_risk(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Base year 2026's risk per rate cell for the PY2027 alignment: every table ``cell_risk`` materialises
+    (V28 scores, ESRD scores by month and graft state, the scored aligned months) on the store's engine.
+    (HN months are scored with V28 here: the HN concurrent model's long-form scorer takes minutes on Spark
+    local mode; see bench/bench_spark.py.)"""
+    from openlead import alignment as al
+    from openlead.parameters import load_parameters
+    from openlead.risk.cells import cell_risk
+
+    p = load_parameters()
+    t = store.tables()
+    res = al.align(t, p, 2027, check_minimums=False)
+    am = al.base_year_aligned_months(t, p, 2027, 2026, tins=res.tins)
+    cr = cell_risk(t, p, 2027, 2026, am)
+    assert cr.bene_cell_scores is not None
+    cells = store.con.execute(cr.cells).reset_index(drop=True)
+    per_bene = store.con.execute(cr.bene_cell_scores)
+    return cells, per_bene.sort_values(["bene_id", "category"]).reset_index(drop=True)
+
+
+def test_cell_risk_agrees_on_duckdb_and_spark(generated_workspace: Path) -> None:
+    (a, ab), (b, bb) = _on_both(generated_workspace, _cell_risk)
+    assert set(a.category) >= {"ad", "esrd", "hn"} and a.months.sum() > 1000
+    b["months"] = b["months"].astype(a["months"].dtype)
+    keys = ["category", "alignment_type", "months", "model"]
+    pd.testing.assert_frame_equal(a[keys], b[keys])
+    for col in ("rs_raw", "norm_factor", "rs_norm", "rs_demo_norm"):
+        assert (a[col] - b[col]).abs().max() < 1e-9, col
+    bb["months"] = bb["months"].astype(ab["months"].dtype)
+    pd.testing.assert_frame_equal(ab.drop(columns="score"), bb.drop(columns="score"))
+    assert (ab.score - bb.score).abs().max() < 1e-9
