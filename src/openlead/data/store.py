@@ -88,6 +88,14 @@ def spark_session() -> Any:
             .config("spark.ui.retainedJobs", "50")
             .config("spark.ui.retainedStages", "50")
             .config("spark.ui.retainedTasks", "1000")
+            # broadcast joins off by default: every broadcast hash table stays on the driver's heap while the
+            # plans that used it are cached, and a benchmark run broadcasts thousands of small tables. With
+            # them on, a 600-beneficiary run filled the 4 GiB heap with 2 GB of hash-table pages and hung;
+            # off, the same stages finished in less time (bench/bench_spark.py). A cluster user may set it.
+            .config(
+                "spark.sql.autoBroadcastJoinThreshold",
+                os.environ.get("OPENLEAD_SPARK_BROADCAST_THRESHOLD", "-1"),
+            )
             .getOrCreate()
         )
         _SPARK.sparkContext.setLogLevel("ERROR")
