@@ -82,8 +82,8 @@ def spark_session() -> Any:
             # in-memory tables (reference codes, factors) reach Spark as pandas frames: through Arrow,
             # not row by row (a 16k-row reference table: 0.14 s instead of 1.0 s)
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            # the status store keeps every query's plan graph even without the UI; a benchmark run sends
-            # thousands of queries and their plans filled a 4 GiB heap (full GCs, then out of memory)
+            # the status store keeps every query's plan graph even without the UI, and a benchmark run sends
+            # thousands of queries: keep the last few only
             .config("spark.sql.ui.retainedExecutions", "20")
             .config("spark.ui.retainedJobs", "50")
             .config("spark.ui.retainedStages", "50")
