@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from openlead.alignment import eligible_months, high_needs, month_index
-from openlead.derived import materialise, shared, staged
+from openlead.derived import materialise, plain_strings, shared, staged
 from openlead.errors import InputError, ParameterError
 from openlead.expenditure import expenditure
 from openlead.parameters import Parameters
@@ -340,6 +340,8 @@ def fit_hn_model(
     demo = risk_demographics(tables, params, py, diagnosis_year=cy, payment_year=cy).semi_join(ids, "bene_id")
     dx, _q = risk_diagnoses(tables, params, py, diagnosis_year=cy)
     dx = dx.semi_join(ids, "bene_id")
+    # the design matrix's long form reads both many times over
+    demo, dx = staged(tables, demo), staged(tables, dx)
     con = ibis.get_backend(tables["beneficiary"])
     fit = fit_hn_concurrent(
         con,
@@ -478,7 +480,7 @@ def ai_cell_scores(
 
     pop = aligned_months.select("bene_id").distinct()
     scores = score_ai(model, tables, params, diagnosis_year=year - 1, py=py, population=pop)
-    st = ibis.memtable(scores[["bene_id", "ai_raw"]])
+    st = ibis.memtable(plain_strings(scores[["bene_id", "ai_raw"]]))
     am = aligned_months.left_join(st, "bene_id")
     missing = int(am.filter(am.ai_raw.isnull()).count().execute())
     if missing:
