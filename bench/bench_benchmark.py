@@ -67,13 +67,15 @@ con = duckdb.connect({db!r}, read_only=True)
 best = float('inf')
 for _ in range(3):  # the warm minimum: a cold first read would flatter the ratio
     t = time.perf_counter()
-    con.sql("SELECT count(*), sum(paid), count(DISTINCT bene_id), min(thru_date), max(from_date), "
-            "count(claim_type), count(bill_type), count(billing_tin), count(billing_ccn), "
-            "sum(ime), sum(dsh), sum(ucc) FROM claim").fetchall()
-    con.sql("SELECT count(*), sum(allowed), sum(paid), sum(fee_reduction), count(hcpcs), count(pos), "
-            "count(rendering_tin), count(specialty), count(revenue_center), min(line_from) "
-            "FROM claim_line").fetchall()
-    con.sql("SELECT count(*), count(dx) FROM claim_dx").fetchall()
+    # every column the stages read, the claim_id join key included; a string column through
+    # max(length(...)), since DuckDB answers count(col) of a column without nulls from its statistics
+    con.sql("SELECT count(*), max(length(claim_id)), max(length(bene_id)), max(length(claim_type)), "
+            "max(length(bill_type)), max(length(billing_tin)), max(length(billing_ccn)), min(thru_date), "
+            "max(from_date), sum(paid), sum(ime), sum(dsh), sum(ucc) FROM claim").fetchall()
+    con.sql("SELECT count(*), max(length(claim_id)), max(length(hcpcs)), max(length(pos)), "
+            "max(length(rendering_tin)), max(length(specialty)), max(length(revenue_center)), "
+            "min(line_from), sum(allowed), sum(paid), sum(fee_reduction) FROM claim_line").fetchall()
+    con.sql("SELECT count(*), max(length(claim_id)), max(length(dx)) FROM claim_dx").fetchall()
     best = min(best, time.perf_counter() - t)
 secs = best
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
