@@ -123,7 +123,6 @@ def test_risk_scores_agree_on_duckdb_and_spark(generated_workspace: Path) -> Non
     pd.testing.assert_frame_equal(aq, bq)
 
 
-
 def _cell_risk(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Base year 2026's risk per rate cell for the PY2027 alignment: every table ``cell_risk`` materialises
     (V28 scores, ESRD scores by month and graft state, the scored aligned months) on the store's engine.
