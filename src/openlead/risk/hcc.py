@@ -201,12 +201,11 @@ def _mapped_ccs(dx: ir.Table, demo: ir.Table, tb: HccTables) -> ir.Table:
     return m.select("bene_id", "dx", cc=cc, edit=m.edit)
 
 
-@lru_cache(maxsize=8)
-def _conditional_table(model: str) -> ir.Table:
-    """(ccond, req): each conditional CC with each CC that lets it count (one memtable per model)."""
+def _conditional_frame(model: str) -> pd.DataFrame:
+    """(ccond, req): each conditional CC with each CC that lets it count."""
     cond = T.structure(model).conditional_ccs
     ccond = [c for c, req in cond.items() for _r in req]
-    return ibis.memtable({"ccond": ccond, "req": [r for req in cond.values() for r in req]})
+    return pd.DataFrame({"ccond": ccond, "req": [r for req in cond.values() for r in req]})
 
 
 def _hcc_set(mapped: ir.Table, tb: HccTables) -> ir.Table:
@@ -214,7 +213,7 @@ def _hcc_set(mapped: ir.Table, tb: HccTables) -> ir.Table:
     ccs = mapped.filter(mapped.edit.isnull() | (mapped.edit != "invalid")).select("bene_id", "cc").distinct()
     cond = tb.structure.conditional_ccs
     if cond:
-        cond_t = _conditional_table(tb.model)
+        cond_t = T.memtable_of(_conditional_frame, tb.model)
         ok = ccs.join(cond_t, ccs.cc == cond_t.req).select("bene_id", cc=cond_t.ccond).distinct()
         ccs = ccs.filter(~ccs.cc.isin(list(cond))).union(ccs.semi_join(ok, ["bene_id", "cc"]))
     h = tb.hierarchies
@@ -445,14 +444,8 @@ def _segment_factor_frame(model: str, year: int, segments: tuple[str, ...]) -> p
 
 
 def _segment_factors(tb: HccTables, segments: tuple[str, ...]) -> ir.Table:
-    """``_segment_factor_frame`` as a table (one memtable per model, year and segments: see
-    ``tables.memtable``)."""
-    return _segment_factor_table(tb.model, tb.year, segments)
-
-
-@lru_cache(maxsize=8)
-def _segment_factor_table(model: str, year: int, segments: tuple[str, ...]) -> ir.Table:
-    return ibis.memtable(_segment_factor_frame(model, year, segments))
+    """``_segment_factor_frame`` as a table."""
+    return T.memtable_of(_segment_factor_frame, tb.model, tb.year, segments)
 
 
 def _hcc_score(j: ir.Table, tb: HccTables) -> ir.FloatingValue:
@@ -537,7 +530,7 @@ def _bene_masks(diagnoses: ir.Table, model: str, year: int) -> ir.Table:
     the distinct raw codes only (a few thousand), never on the diagnosis rows."""
     mr = T.mask_reference(model, year)
     cols = [*(f"w{i}" for i in range(mr.words)), "p"]
-    bits = T.memtable("dx_bits", model, year)
+    bits = T.memtable_of(T.mask_frame, model, year, "dx_bits")
     raw = diagnoses.select(raw=diagnoses.dx.cast("string")).distinct()
     raw = raw.mutate(dx=raw.raw.strip().upper().replace(".", "").replace(" ", ""))
     # two joins: the rows meet the code's row number only (one narrow column: DuckDB then hashes the few
@@ -599,11 +592,11 @@ def _resolved(keys: ir.Table, model: str, year: int, interactions: dict[str, tup
     (its pseudo-groups left out) are all present."""
     mr = T.mask_reference(model, year)
     mcols = [f"m{i}" for i in range(mr.words)]
-    x = keys.cross_join(T.memtable("fams", model, year))
+    x = keys.cross_join(T.memtable_of(T.mask_frame, model, year, "fams"))
     word = ibis.cases(*[(x.word == i, x[m]) for i, m in enumerate(mcols)], else_=0)
     x = x.mutate(sm=(word >> x.off) & x.full)
     x = x.filter(x.sm != 0)
-    y = x.join(T.memtable("res", model, year), ["fam", "sm"])
+    y = x.join(T.memtable_of(T.mask_frame, model, year, "res"), ["fam", "sm"])
     r = y.group_by(mcols).aggregate(
         n_hcc=y.count(),
         gmask=y.gm.sum(),
@@ -752,12 +745,6 @@ def _profile_table(model: str, year: int) -> pd.DataFrame:
     return out.merge(_segment_factor_frame(model, year, SEGMENTS), on="segment", how="left")
 
 
-@lru_cache(maxsize=8)
-def _profile_memtable(model: str, year: int) -> ir.Table:
-    """``_profile_table`` as one memtable per model and year (see ``tables.memtable``)."""
-    return ibis.memtable(_profile_table(model, year))
-
-
 def score_hcc(
     con: ibis.BaseBackend | None,
     demographics: ir.Table,
@@ -817,7 +804,7 @@ def score_hcc(
     j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
     # the demographic terms and the segment's HCC selector, interaction and payment-count factors: one join
     # on the profile key (``_profile_table``: every profile solved once)
-    j = j.left_join(_profile_memtable(model, year), "_key").drop("_key_right")
+    j = j.left_join(T.memtable_of(_profile_table, model, year), "_key").drop("_key_right")
     j = j.mutate(_on=_interactions_on(j.inter, j.disabled, st.interactions))
     n_terms = len(st.payment_count_terms)
     n_hcc = j.n_hcc.fill_null(0)
@@ -1075,7 +1062,7 @@ def claim_eligibility(
     bt = final.bill_type.cast("string").strip()
     bt = ibis.cases(((bt.length() == 4) & bt.startswith("0"), bt.substr(1)), else_=bt)
     tob2 = bt.substr(0, 2)
-    codes = T.memtable("eligible_hcpcs", "", hcpcs_year)
+    codes = T.memtable_of(T.eligible_hcpcs, hcpcs_year)
     # the code clean-up runs on the distinct raw codes (a few thousand), never on the line rows
     raw = claim_line.select(raw=claim_line.hcpcs).distinct()
     raw = raw.mutate(hcpcs=raw.raw.strip().upper())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -149,18 +150,17 @@ def dx_edits(model: str, year: int) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=64)
-def memtable(kind: str, model: str, year: int) -> ir.Table:
-    """A reference frame of this module as an ibis memtable, built once per (kind, model, year) so that a
-    backend registers it once (see ``load_tables``). kind: dx_bits (``MaskReference.dx_bits`` with its row
-    number ``_id``), fams, res (``MaskReference``), eligible_hcpcs (model ignored)."""
-    if kind == "eligible_hcpcs":
-        return ibis.memtable(eligible_hcpcs(year))
-    mr = mask_reference(model, year)
-    if kind == "dx_bits":
-        return ibis.memtable(mr.dx_bits.assign(_id=range(len(mr.dx_bits))))
-    if kind in ("fams", "res"):
-        return ibis.memtable(getattr(mr, kind))
-    raise ValueError(f"unknown reference memtable {kind!r}")
+def memtable_of(frame: Callable[..., pd.DataFrame], *args: Hashable) -> ir.Table:
+    """``ibis.memtable(frame(*args))``, built once per (frame, args): the same memtable (same name) serves
+    every call, so a backend registers it once, not once per query (on PySpark each registration is a
+    DataFrame built from pandas). ``frame`` must be a pure function of its arguments."""
+    return ibis.memtable(frame(*args))
+
+
+def mask_frame(model: str, year: int, part: str) -> pd.DataFrame:
+    """A frame of ``mask_reference(model, year)``: dx_bits, fams or res (for ``memtable_of``)."""
+    frame: pd.DataFrame = getattr(mask_reference(model, year), part)
+    return frame
 
 
 @lru_cache(maxsize=8)
@@ -513,7 +513,8 @@ class MaskReference:
     beneficiary has are a bitwise OR over his diagnosis rows, and a family's sub-mask is read off by a shift.
 
     dx_bits: dx, w0..w<words-1> (the OR of the code's CC bits; 0 for a code with an age/sex edit), p (the
-      code's *pseudo* bits: one per (edit class, CC, override CC) entry; 0 without an edit).
+      code's *pseudo* bits: one per (edit class, CC, override CC) entry; 0 without an edit), _id (the row
+      number: ``hcc._bene_masks`` joins the diagnosis rows to it, then it to the words).
     edit_classes: (edit_type, edit_sex, age_min, age_max, action) of each distinct edit condition; bit k of
       a beneficiary's edit profile is 1 when class k fires for his age and sex.
     shift_groups: (class k, word, pseudo mask, shift t) of the entries of class k in that word without an
@@ -615,6 +616,7 @@ def mask_reference(model: str, year: int) -> MaskReference:
     dx_bits = pd.DataFrame(
         [(dx, *acc) for dx, acc in rows.items()], columns=["dx", *[f"w{i}" for i in range(words)], "p"]
     ).astype({**{f"w{i}": "int64" for i in range(words)}, "p": "int64"})
+    dx_bits["_id"] = range(len(dx_bits))
     overrides = []
     for e in entries:
         if e[2] >= 0:
@@ -699,9 +701,7 @@ class HccTables:
 
 @lru_cache(maxsize=16)
 def load_tables(model: str, year: int) -> HccTables:
-    """The model's reference tables as memtables, built once per (model, year): the same memtables (same
-    names) serve every call, so a backend registers each once, not once per query (on PySpark each
-    registration is a DataFrame built from pandas)."""
+    """The model's reference tables as memtables, built once per (model, year) (see ``memtable_of``)."""
     st = structure(model)
     groups = pd.DataFrame([(cc, g) for g, ccs in st.groups.items() for cc in ccs], columns=["cc", "grp"])
     inter = pd.DataFrame(
