@@ -49,26 +49,3 @@ def test_frozen_renders_nested_parameter_values_hashable() -> None:
     v = frozen({"b": [1, 2], "a": {"x": (3,)}})
     assert v == (("a", (("x", (3,)),)), ("b", (1, 2)))
     assert hash(v) == hash(frozen({"a": {"x": [3]}, "b": (1, 2)}))
-
-
-def test_plain_strings_turns_chunked_arrow_strings_into_python_objects() -> None:
-    import pandas as pd
-    import pyarrow as pa
-
-    from openlead.derived import plain_strings
-
-    chunked = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([["HCC1", None], ["D2"]])))
-    df = pd.DataFrame(
-        {
-            "term": chunked,
-            "kind": pd.Series(["hcc", "demographic", "count"], dtype="str"),
-            "value": [0.5, 1.25, 2.0],
-            "n": [1, 2, 3],
-        }
-    )
-    out = plain_strings(df)
-    assert [str(t) for t in out.dtypes] == ["object", "object", "float64", "int64"]
-    assert out["term"].tolist()[0] == "HCC1" and out["term"].isna().tolist() == [False, True, False]
-    assert out["kind"].tolist() == ["hcc", "demographic", "count"]
-    assert out["value"].tolist() == [0.5, 1.25, 2.0]
-    assert df["term"].dtype != object  # the input is left as it was

@@ -19,7 +19,6 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import ibis.expr.types as ir
-import pandas as pd
 
 
 class PreparedTables(dict[str, ir.Table]):
@@ -67,17 +66,6 @@ def staged(tables: Mapping[str, ir.Table], expr: ir.Table) -> ir.Table:
     its references (DuckDB materialises such a CTE), so an unmaterialised input would be recomputed for
     every reference, and the plan grows with every copy."""
     return materialise(expr) if isinstance(tables, PreparedTables) else expr
-
-
-def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its Arrow-backed string columns as Python objects, for a memtable built from query
-    results: PySpark's Arrow path fails on a string column whose Arrow array has several chunks, and falls
-    back to row-by-row conversion with a warning on the user's console."""
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype != object and pd.api.types.is_string_dtype(out[c].dtype):
-            out[c] = out[c].astype(object)
-    return out
 
 
 def frozen(value: Any) -> Hashable:

@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from openlead.alignment import eligible_months, high_needs, month_index
-from openlead.derived import materialise, plain_strings, shared, staged
+from openlead.derived import materialise, shared, staged
 from openlead.errors import InputError, ParameterError
 from openlead.expenditure import expenditure
 from openlead.parameters import Parameters
@@ -480,7 +480,7 @@ def ai_cell_scores(
 
     pop = aligned_months.select("bene_id").distinct()
     scores = score_ai(model, tables, params, diagnosis_year=year - 1, py=py, population=pop)
-    st = ibis.memtable(plain_strings(scores[["bene_id", "ai_raw"]]))
+    st = ibis.memtable(scores[["bene_id", "ai_raw"]])
     am = aligned_months.left_join(st, "bene_id")
     missing = int(am.filter(am.ai_raw.isnull()).count().execute())
     if missing:

@@ -40,7 +40,6 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from openlead.derived import plain_strings
 from openlead.errors import InputError
 from openlead.risk import tables as T
 from openlead.risk.evaluate import decile_groups, hcc_count_band, mae, predictive_ratios, weighted_r2
@@ -507,7 +506,7 @@ def score_recalibrated(
     )  # matched case-insensitively (published names are lower case)
     f["kind"] = f["kind"].astype(str)
     f["relative_factor"] = f["relative_factor"].astype(np.float64)
-    ft = ibis.memtable(plain_strings(f.rename(columns={"term": "f_term", "kind": "f_kind"})))
+    ft = ibis.memtable(f.rename(columns={"term": "f_term", "kind": "f_kind"}))
     valued = long.join(ft, long.key.lower() == ft.f_term)
     sums = valued.group_by("bene_id").aggregate(
         s_total=valued.relative_factor.sum(),
