@@ -1068,9 +1068,9 @@ def claim_eligibility(
     raw = raw.mutate(hcpcs=raw.raw.strip().upper())
     ok_raw = raw.semi_join(codes, raw.hcpcs == codes.hcpcs).select("raw")
     lines = claim_line.semi_join(ok_raw, claim_line.hcpcs == ok_raw.raw)
-    has_line = lines.select("claim_id").distinct().mutate(_ok=ibis.literal(True))
-    f = final.mutate(tob2=tob2).left_join(has_line, "claim_id").drop("claim_id_right")
-    f = f.mutate(_ok=f._ok.fill_null(False))
+    # a membership test (DuckDB: a mark join), not a left join to the distinct claim_ids of those lines:
+    # 100k region, 9.9M claims, 8.1M such lines: 1.6 s against 2.3-2.5 s (no 6M-group distinct)
+    f = final.mutate(tob2=tob2, _ok=final.claim_id.isin(lines.claim_id))
     inst = f.claim_type.isin(list(T.RA_INSTITUTIONAL_CLAIM_TYPES))
     prof = f.claim_type.isin(list(T.RA_PROFESSIONAL_CLAIM_TYPES))
     future = (f.thru_date > as_of) if as_of is not None else ibis.literal(False)
