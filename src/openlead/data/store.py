@@ -89,6 +89,10 @@ def spark_session() -> Any:
             .config("spark.ui.retainedJobs", "50")
             .config("spark.ui.retainedStages", "50")
             .config("spark.ui.retainedTasks", "1000")
+            # every query's plan is also rendered as text (the SQL execution event carries it), whole: our
+            # plans repeat their shared inputs, and a 600-beneficiary benchmark run died of OutOfMemoryError
+            # in QueryExecution.explainString with an 8 GiB heap. 64k characters show the plan's top.
+            .config("spark.sql.maxPlanStringLength", "65536")
             # broadcast joins off by default: every broadcast hash table stays on the driver's heap while the
             # plans that used it are cached, and a benchmark run broadcasts thousands of small tables. With
             # them on, a 600-beneficiary run filled the 4 GiB heap with 2 GB of hash-table pages and hung;
