@@ -512,3 +512,18 @@ def test_inputs_that_are_joins_score_as_plain_tables() -> None:
     pd.testing.assert_frame_equal(
         joined.sort_index(), plain.loc[joined.index].sort_index(), check_dtype=False
     )
+
+
+def test_packed_demographic_lookup_refuses_more_edit_classes_than_fit() -> None:
+    """The demographic lookup carries profile key, edit profile, reason and disabled in one int64; a table
+    with more age/sex edit classes than fit is refused, not scored with bits that overflow."""
+    from dataclasses import replace
+
+    from openlead.errors import ParameterError
+    from openlead.risk.hcc import _scoring_demographics
+
+    st, mr = T.structure(T.V28), T.mask_reference(T.V28, YEAR)
+    assert len(mr.edit_classes) == 8  # V28 2026: fits with room to spare (4 + 8 + 16 bits)
+    _scoring_demographics(_demo([{"bene_id": "a"}]), st, mr)
+    with pytest.raises(ParameterError, match="48 age/sex edit classes"):
+        _scoring_demographics(_demo([{"bene_id": "a"}]), st, replace(mr, edit_classes=mr.edit_classes * 6))

@@ -649,6 +649,11 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
     # is the row count: with four value columns the lookup cost more than the beneficiary rows, and DuckDB
     # hashed the million rows (0.18 s) instead of the 21k combinations (0.08 s).
     n_ep = len(mr.edit_classes)
+    key_bits = ((len(SEGMENTS) * _n_cells(st)) << (len(DEMO_KEYS) - 2)).bit_length()
+    if 4 + n_ep + key_bits > 62:
+        raise ParameterError(
+            f"{n_ep} age/sex edit classes and {key_bits}-bit profile keys do not fit one int64 lookup value"
+        )
     code = ibis.cases(*[(n.reason == r, i + 1) for i, r in enumerate(DEMO_REASONS)], else_=0)
     disabled = ibis.cases(((n.age < 65) & (n.orec != "0"), 1), else_=0)
     key = _profile_key(n, st).fill_null(-1) + 1
@@ -675,12 +680,20 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
     )
 
 
+def _n_cells(st: T.ModelStructure) -> int:
+    """How many demographic cells ``_profile_key`` numbers: F and M per age band, NEF and NEM per
+    new-enrollee band."""
+    labels = dict.fromkeys(lab for _u, lab in st.age_bands)
+    ne_labels = dict.fromkeys(lab for _u, lab in st.ne_age_bands)
+    return 2 * len(labels) + 2 * len(ne_labels)
+
+
 def _profile_key(d: ir.Table, st: T.ModelStructure) -> ir.IntegerValue:
     """The demographic profile of a row as one integer: (segment, cell, the flags of ``DEMO_KEYS``), as
     numbered by ``_profile_table`` (a join on one integer instead of two strings and seven flags)."""
     labels = list(dict.fromkeys(lab for _u, lab in st.age_bands))
     ne_labels = list(dict.fromkeys(lab for _u, lab in st.ne_age_bands))
-    n_cells = 2 * len(labels) + 2 * len(ne_labels)
+    n_cells = _n_cells(st)
 
     def band(bands: tuple[tuple[int | None, str], ...], names: list[str]) -> ir.IntegerValue:
         branches = [(d.age <= upper, names.index(label)) for upper, label in bands if upper is not None]
