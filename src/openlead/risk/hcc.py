@@ -648,9 +648,9 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
     # hash table on the side whose rows cost less to store, and its estimate for the distinct combinations
     # is the row count: with four value columns the lookup cost more than the beneficiary rows, and DuckDB
     # hashed the million rows (0.18 s) instead of the 21k combinations (0.08 s).
-    n_ep = len(mr.edit_classes)
+    low, n_ep = 4, len(mr.edit_classes)  # low: bit 0 disabled, bits 1-3 the reason code
     key_bits = ((len(SEGMENTS) * _n_cells(st)) << (len(DEMO_KEYS) - 2)).bit_length()
-    if 4 + n_ep + key_bits > 62:
+    if low + n_ep + key_bits > T.WORD_BITS:
         raise ParameterError(
             f"{n_ep} age/sex edit classes and {key_bits}-bit profile keys do not fit one int64 lookup value"
         )
@@ -659,7 +659,7 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
     key = _profile_key(n, st).fill_null(-1) + 1
     lk = n.select(
         *[f"_{k}" for k in keys],
-        _packed=(key.cast("int64") << (4 + n_ep)) + (ep << 4) + (code.cast("int64") << 1) + disabled,
+        _packed=(key.cast("int64") << (low + n_ep)) + (ep << low) + (code.cast("int64") << 1) + disabled,
     )
     # (``view``: when the input is itself a join, e.g. demographics semi-joined to a population, ibis would
     # otherwise extend that join and resolve the computed key columns, lti and new_enrollee, to the wrong
@@ -667,8 +667,8 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
     raw = raw.view()
     j = raw.left_join(lk, [raw[k].identical_to(lk[f"_{k}"]) for k in keys])
     v = j._packed
-    rcode = (v >> 1) & 7
-    key_out = (v >> (4 + n_ep)) - 1
+    rcode = (v >> 1) & ((1 << (low - 1)) - 1)
+    key_out = (v >> (low + n_ep)) - 1
     return j.select(
         "bene_id",
         reason=ibis.cases(
@@ -676,16 +676,14 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
         ),
         disabled=(v & 1) == 1,
         _key=ibis.cases((key_out >= 0, key_out), else_=ibis.null("int64")),
-        ep=(v >> 4) & ((1 << n_ep) - 1),
+        ep=(v >> low) & ((1 << n_ep) - 1),
     )
 
 
 def _n_cells(st: T.ModelStructure) -> int:
     """How many demographic cells ``_profile_key`` numbers: F and M per age band, NEF and NEM per
     new-enrollee band."""
-    labels = dict.fromkeys(lab for _u, lab in st.age_bands)
-    ne_labels = dict.fromkeys(lab for _u, lab in st.ne_age_bands)
-    return 2 * len(labels) + 2 * len(ne_labels)
+    return len(_cells(st.age_bands, ("F", "M"))) + len(_cells(st.ne_age_bands, ("NEF", "NEM")))
 
 
 def _profile_key(d: ir.Table, st: T.ModelStructure) -> ir.IntegerValue:
