@@ -77,7 +77,7 @@ def _line(cid: str, n: int, d: dt.date, paid: float, hcpcs: str | None, rev: str
     }
 
 
-def tiny_region(trunc_threshold: float | None = None) -> dict[str, Any]:
+def tiny_region(trunc_threshold: float | None = None, messy_codes: bool = False) -> dict[str, Any]:
     beneficiary = pd.DataFrame(
         [
             {"bene_id": "B1", "dob": D(1950, 6, 15), "sex": "F", "orec": "0", "death_date": None},
@@ -126,6 +126,10 @@ def tiny_region(trunc_threshold: float | None = None) -> dict[str, Any]:
         _line("C2", 1, D(2025, 5, 1), 1200.0, "99214", None),
         _line("C3", 1, D(2025, 9, 1), 600.0, "99213", None),
     ]
+    if messy_codes:  # as a delivery may carry them: padded, lower case
+        for ln in lines:
+            ln["hcpcs"] = None if ln["hcpcs"] is None else f" {ln['hcpcs'].lower()} "
+            ln["revenue_center"] = None if ln["revenue_center"] is None else f"{ln['revenue_center']}  "
     dx = [
         ("I1", 1, "E119"),  # HCC 38
         ("I1", 2, "I509"),  # HCC 226
@@ -191,6 +195,16 @@ def test_feature_builder_on_hand_made_table() -> None:
             assert row[name] == pytest.approx(exp.get(name, 0)), (row["bene_id"], name)
     # the V28 raw score: positive with HCCs, demographic-only otherwise
     assert f.loc[0, "hcc_score"] > f.loc[1, "hcc_score"] > 0
+
+
+def test_feature_codes_are_trimmed_and_upper_cased() -> None:
+    """ED revenue centres and E&M codes padded or in lower case count as the clean codes do."""
+    clean = ai.build_features(tiny_region(), PARAMS, diagnosis_year=2024).order_by("bene_id").execute()
+    t = tiny_region(messy_codes=True)
+    assert t["claim_line"].execute()["hcpcs"].tolist()[2] == " 99213 "  # the messy table is in use
+    messy = ai.build_features(t, PARAMS, diagnosis_year=2024).order_by("bene_id").execute()
+    assert messy[["ed_visits", "em_visits"]].sum().tolist() == [2, 1]
+    pd.testing.assert_frame_equal(messy, clean)
 
 
 def test_target_annualised_and_truncated() -> None:

@@ -150,6 +150,19 @@ def _days(c: ir.Table) -> ir.IntegerValue:
     return ibis.greatest(d, 1)
 
 
+def _raw_codes(t: ir.Table, col: str, codes: Sequence[str], *, upper: bool) -> ir.Table:
+    """(raw): the distinct values of ``t[col]`` that are one of ``codes`` once trimmed (and upper-cased if
+    ``upper``). The clean-up runs on the distinct values (tens), not on the line rows: trimming and
+    upper-casing 16.5M line codes took 2.5 s of a 0.15 s scan (100k region). The codes are a table joined,
+    not a constant list: DuckDB pushes a filter on a DISTINCT's column below the DISTINCT, into the scan."""
+    raw = t.select(raw=t[col]).distinct()
+    clean = raw.raw.strip()
+    if upper:
+        clean = clean.upper()
+    want = ibis.memtable(pd.DataFrame({"code": pd.Series(sorted(set(codes)), dtype="string")}))
+    return raw.semi_join(want, clean == want.code).select("raw")
+
+
 def build_features(
     tables: Mapping[str, ir.Table],
     params: Parameters,
@@ -201,13 +214,15 @@ def build_features(
     em = em.group_by("bene_id").aggregate(eligible_months=em.count())
 
     # prior-year claims: utilisation and net spend by setting
-    c = _year_claims(tables, d).semi_join(pop, "bene_id")
-    net = c.paid - c.ime.fill_null(0.0) - c.dsh.fill_null(0.0) - c.ucc.fill_null(0.0)
-    c = c.mutate(net=net, days=_days(c))
+    base = _year_claims(tables, d).semi_join(pop, "bene_id")
+    net = base.paid - base.ime.fill_null(0.0) - base.dsh.fill_null(0.0) - base.ucc.fill_null(0.0)
+    c = base.mutate(net=net, days=_days(base))
     ln = tables["claim_line"]
-    ed = ln.filter(ln.revenue_center.strip().isin(ed_codes)).select("claim_id").distinct()
+    ed_raw = _raw_codes(ln, "revenue_center", ed_codes, upper=False)
+    ed = ln.semi_join(ed_raw, ln.revenue_center == ed_raw.raw).select("claim_id").distinct()
     ed = ed.mutate(is_ed=ibis.literal(1))
-    em_lines = ln.filter(ln.hcpcs.strip().upper().isin(em_codes))
+    em_raw = _raw_codes(ln, "hcpcs", em_codes, upper=True)
+    em_lines = ln.semi_join(em_raw, ln.hcpcs == em_raw.raw)
     em_n = em_lines.group_by("claim_id").aggregate(em_lines=em_lines.count())
     c = c.left_join(ed, "claim_id").drop("claim_id_right")
     c = c.left_join(em_n, "claim_id").drop("claim_id_right")
@@ -229,7 +244,9 @@ def build_features(
     util = c.group_by("bene_id").aggregate(**util_aggs)
 
     # distinct diagnoses per ICD-10 chapter letter (all final claims of the year)
-    cdx = tables["claim_dx"].join(c.select("claim_id", "bene_id"), "claim_id")
+    # (the year's claims before the ED and E&M joins: they add columns, not rows, and DuckDB would run
+    # them, with their scans of the line table, a second time for this branch)
+    cdx = tables["claim_dx"].join(base.select("claim_id", "bene_id"), "claim_id")
     cdx = cdx.select("bene_id", dx=cdx.dx.strip().upper()).distinct()
     first = cdx.dx.substr(0, 1)
     chapters = cdx.group_by("bene_id").aggregate(
