@@ -62,6 +62,18 @@ def test_ingest_bad_file_names_file_row_field(tmp_path: Path) -> None:
     assert not (tmp_path / "ws" / "store.duckdb").exists()
 
 
+def test_ingest_lists_normalised_code_columns(tmp_path: Path) -> None:
+    from tests.tiny import tiny_tables, write_tiny
+
+    tables = tiny_tables()
+    tables["claim_line"].loc[0, "hcpcs"] = "99214 "
+    tables["claim_dx"].loc[0, "dx"] = "E11.9"
+    r = runner.invoke(app, ["ingest", str(write_tiny(tmp_path / "in", tables)), "--workspace", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "normalised: claim_dx.dx: 1 value (blanks and dots removed, upper-cased)" in r.output
+    assert "normalised: claim_line.hcpcs: 1 value (blanks trimmed, upper-cased)" in r.output
+
+
 def test_stage_commands_on_a_generated_region(region_workspace: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(region_workspace, ws)

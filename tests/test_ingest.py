@@ -208,3 +208,53 @@ def test_final_action_part_count(
     else:
         monkeypatch.setenv("OPENLEAD_INGEST_PART_LINES", env)
     assert final_action_part_count(n_lines, memory) == parts
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_code_columns_are_normalised_and_counted(tmp_path: Path, fmt: str) -> None:
+    """Padded, lower-case or dotted codes enter the store as the clean codes, so alignment (which matches
+    codes as stored), the High Needs criteria and the risk filters see the same claims; the report counts
+    each column's changed values. The store is the clean input's, table for table."""
+    clean = write_tiny(tmp_path / "clean")
+    ingest(clean, tmp_path / "ws_clean")
+    tables = tiny_tables()
+    line, claim, dx = tables["claim_line"], tables["claim"], tables["claim_dx"]
+    # (column, row, raw value) -> stored as tiny_tables() has it
+    dirty = [
+        (line, "hcpcs", 0, " 99214 "),
+        (line, "specialty", 0, "11 "),
+        (line, "pos", 0, " 11"),
+        (line, "revenue_center", 1, " 0120 "),
+        (claim, "bill_type", 1, "111 "),
+        (claim, "drg", 1, " 291"),
+        (dx, "dx", 0, "e11.9"),
+        (dx, "dx", 1, " I50.22 "),
+    ]
+    for df, col, row, value in dirty:
+        df.loc[row, col] = value
+    csv = ("claim", "claim_line", "claim_dx") if fmt == "csv" else ()
+    report = ingest(write_tiny(tmp_path / "dirty", tables, csv=csv), tmp_path / "ws_dirty")
+    assert report.cleaned == {
+        "claim_line.hcpcs": 1,
+        "claim_line.specialty": 1,
+        "claim_line.pos": 1,
+        "claim_line.revenue_center": 1,
+        "claim.bill_type": 1,
+        "claim.drg": 1,
+        "claim_dx.dx": 2,
+    }
+    a, b = Store(tmp_path / "ws_clean"), Store(tmp_path / "ws_dirty")
+    for name in ("claim", "claim_line", "claim_dx"):
+        assert _digest(a, name) == _digest(b, name), name
+    a.close()
+    b.close()
+    # a clean input changes nothing and reports nothing
+    assert ingest(clean, tmp_path / "ws_again").cleaned == {}
+
+
+def test_a_code_still_malformed_after_normalising_is_refused(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables["claim_dx"].loc[2, "dx"] = "N18-4"  # a hyphen is not removed: not an ICD-10-CM shape
+    with pytest.raises(InputError, match="does not match pattern") as e:
+        ingest(write_tiny(tmp_path / "bad", tables), tmp_path / "ws")
+    assert (e.value.file, e.value.row, e.value.field) == ("claim_dx.parquet", 3, "dx")

@@ -160,6 +160,13 @@ def ingest(
         f"data-quality exceptions {report.exceptions:,}; rejected lines {report.rejected_lines:,} "
         f"({time.perf_counter() - t0:.1f}s)"
     )
+    if report.cleaned:
+        from openlead.data.schemas import CLEANED_HOW, SCHEMAS, schema_col
+
+        for name, n in sorted(report.cleaned.items()):
+            table_name, col = name.split(".")
+            how = CLEANED_HOW[schema_col(SCHEMAS[table_name], col).clean or ""]
+            console.print(f"[yellow]normalised:[/] {name}: {n:,} value{'s' if n != 1 else ''} ({how})")
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}")
 

@@ -53,6 +53,8 @@ class IngestReport:
     rejected_lines: int = 0
     warnings: list[str] = field(default_factory=list)
     cclf_files: list[str] = field(default_factory=list)
+    # values the code normalisation changed, per "<table>.<column>" (schemas.CLEANERS; Parquet/CSV inputs)
+    cleaned: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -175,7 +177,7 @@ def ingest(
                 con.raw_sql("SET preserve_insertion_order = true")
                 src = con.create_table(f"_raw_{name}", src, temp=True)
                 con.raw_sql("SET preserve_insertion_order = false")
-            t = schemas.conform(src, schema, path.name)
+            t = schemas.conform(src, schema, path.name, cleaned=report.cleaned)
             schemas.validate(t, schema, path.name)
             raw[name] = t
         # 2. CCLF delivery

@@ -15,6 +15,7 @@ Representation choices (documented in the issue notes):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     description: str = ""
+    clean: str | None = None  # a key of CLEANERS: how a code column is normalised at the boundary
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,23 @@ class Schema:
     def ibis_schema(self) -> ibis.Schema:
         return ibis.schema({c.name: c.dtype for c in self.columns})
 
+
+# Code columns are normalised where they enter, so that every stage sees the same codes: alignment and the
+# High Needs criteria match them as stored, the risk filters and the AI features matched them trimmed and
+# upper-cased, and a padded or lower-case code in a Parquet or CSV input once counted for risk but not for
+# alignment. The normalisation only removes what cannot be part of a code (surrounding blanks; letter case;
+# the dot and blanks inside an ICD-10-CM code), so no two different codes become one. An empty code stays
+# empty. Ingest reports how many values each column changed.
+CLEANERS: dict[str, Callable[[ir.StringValue], ir.StringValue]] = {
+    "trim": lambda v: v.strip(),
+    "code": lambda v: v.strip().upper(),
+    "icd10": lambda v: v.strip().upper().replace(".", "").replace(" ", ""),
+}
+CLEANED_HOW = {
+    "trim": "blanks trimmed",
+    "code": "blanks trimmed, upper-cased",
+    "icd10": "blanks and dots removed, upper-cased",
+}
 
 TIN = r"[0-9]{9}"
 NPI = r"[0-9]{10}"
@@ -107,8 +126,8 @@ SCHEMAS: dict[str, Schema] = {
                 Column("billing_tin", "string", nullable=True, pattern=TIN),
                 Column("billing_ccn", "string", nullable=True),
                 Column("npi", "string", nullable=True, pattern=NPI),
-                Column("bill_type", "string", nullable=True),
-                Column("drg", "string", nullable=True),
+                Column("bill_type", "string", nullable=True, clean="trim"),
+                Column("drg", "string", nullable=True, clean="trim"),
                 Column("paid", "float64", min=MONEY_MIN),
                 Column("ime", "float64", nullable=True, min=0),
                 Column("dsh", "float64", nullable=True, min=0),
@@ -128,13 +147,13 @@ SCHEMAS: dict[str, Schema] = {
                 Column("line_num", "int64", min=1),
                 Column("line_from", "date"),
                 Column("line_thru", "date"),
-                Column("hcpcs", "string", nullable=True),
-                Column("modifiers", "string", nullable=True),
-                Column("revenue_center", "string", nullable=True),
-                Column("pos", "string", nullable=True),
+                Column("hcpcs", "string", nullable=True, clean="code"),
+                Column("modifiers", "string", nullable=True, clean="code"),
+                Column("revenue_center", "string", nullable=True, clean="trim"),
+                Column("pos", "string", nullable=True, clean="trim"),
                 Column("rendering_npi", "string", nullable=True, pattern=NPI),
                 Column("rendering_tin", "string", nullable=True, pattern=TIN),
-                Column("specialty", "string", nullable=True),
+                Column("specialty", "string", nullable=True, clean="code"),
                 Column("allowed", "float64", min=MONEY_MIN),
                 Column("paid", "float64", min=MONEY_MIN),
                 Column("units", "float64", min=0),
@@ -146,7 +165,7 @@ SCHEMAS: dict[str, Schema] = {
             (
                 Column("claim_id", "string"),
                 Column("dx_seq", "int64", min=1, description="1 = principal"),
-                Column("dx", "string", pattern=r"[A-Z][0-9A-Z]{2,6}"),
+                Column("dx", "string", pattern=r"[A-Z][0-9A-Z]{2,6}", clean="icd10"),
             ),
         ),
         Schema(
@@ -308,10 +327,14 @@ def _bad_mask(t: ir.Table, c: Column) -> list[tuple[str, ir.BooleanValue]]:
     return checks
 
 
-def conform(t: ir.Table, schema: Schema, file: str) -> ir.Table:
-    """Check columns exist and cast them to the contract's types; extra columns are dropped.
+def conform(t: ir.Table, schema: Schema, file: str, cleaned: dict[str, int] | None = None) -> ir.Table:
+    """Check columns exist and cast them to the contract's types; extra columns are dropped; code columns
+    are normalised (``Column.clean``, ``CLEANERS``).
 
-    A value that cannot be cast (e.g. 'abc' in a date column) is reported with its row and field.
+    A value that cannot be cast (e.g. 'abc' in a date column) is reported with its row and field. With
+    ``cleaned``, the number of values the normalisation changed is recorded per column, as
+    ``cleaned["<table>.<column>"]`` (columns it left alone are not listed); one pass counts them and the
+    cast failures together.
     """
     missing = [
         c.name for c in schema.columns if c.name not in t.columns and c.name not in schema.optional_columns
@@ -330,23 +353,43 @@ def conform(t: ir.Table, schema: Schema, file: str) -> ir.Table:
         src = col.nullif("") if col.type().is_string() else col
         casts[c.name] = src.try_cast(target)
     wide = t.mutate(**{f"__cast_{n}": e for n, e in casts.items()}) if casts else t
-    # values present in the source but lost in the cast are type errors (one pass counts them all)
+
+    def typed(name: str) -> ir.Value:
+        return wide[f"__cast_{name}"] if name in casts else wide[name]
+
+    cleans = {
+        c.name: CLEANERS[c.clean](typed(c.name)) for c in schema.columns if c.clean and c.name not in absent
+    }
+    # values present in the source but lost in the cast are type errors (one pass counts them all, and the
+    # values the normalisation changed)
     lost: dict[str, ir.BooleanValue] = {}
     for n in casts:
         src = wide[n]
         present = src.notnull() & (src != "") if src.type().is_string() else src.notnull()
         lost[n] = present & wide[f"__cast_{n}"].isnull()
-    if lost:
-        counts = wide.aggregate(**{f"l_{n}": m.cast("int64").sum() for n, m in lost.items()}).execute()
+    changed = {n: e != typed(n) for n, e in cleans.items()} if cleaned is not None else {}
+    if lost or changed:
+        aggs = {f"l_{n}": m.cast("int64").sum() for n, m in lost.items()}
+        aggs |= {f"c_{n}": m.cast("int64").sum() for n, m in changed.items()}
+        counts = wide.aggregate(**aggs).execute().iloc[0]
         for n, m in lost.items():
-            v = counts[f"l_{n}"].iloc[0]
-            if v is not None and int(v) > 0:
-                dtype = next(c.dtype for c in schema.columns if c.name == n)
+            v = counts[f"l_{n}"]
+            if v is not None and v == v and int(v) > 0:
+                dtype = schema_col(schema, n).dtype
                 _raise_first(wide.mutate(_bad=m), "_bad", f"cannot be read as {dtype}", file, n)
+        for n in changed:
+            v = counts[f"c_{n}"]
+            if cleaned is not None and v is not None and v == v and int(v) > 0:
+                cleaned[f"{schema.name}.{n}"] = int(v)
     exprs: dict[str, ir.Value] = {ROW: wide[ROW]} if ROW in t.columns else {}
     for c in schema.columns:
-        exprs[c.name] = wide[f"__cast_{c.name}"].name(c.name) if c.name in casts else wide[c.name]
+        exprs[c.name] = cleans[c.name] if c.name in cleans else typed(c.name)
     return wide.select(**exprs)
+
+
+def schema_col(schema: Schema, name: str) -> Column:
+    """The column ``name`` of ``schema``."""
+    return next(c for c in schema.columns if c.name == name)
 
 
 def _raise_first(t: ir.Table, flag: str, message: str, file: str, field_name: str) -> None:
