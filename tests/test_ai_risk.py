@@ -126,10 +126,6 @@ def tiny_region(trunc_threshold: float | None = None, messy_codes: bool = False)
         _line("C2", 1, D(2025, 5, 1), 1200.0, "99214", None),
         _line("C3", 1, D(2025, 9, 1), 600.0, "99213", None),
     ]
-    if messy_codes:  # as a delivery may carry them: padded, lower case
-        for ln in lines:
-            ln["hcpcs"] = None if ln["hcpcs"] is None else f" {ln['hcpcs'].lower()} "
-            ln["revenue_center"] = None if ln["revenue_center"] is None else f"{ln['revenue_center']}  "
     dx = [
         ("I1", 1, "E119"),  # HCC 38
         ("I1", 2, "I509"),  # HCC 226
@@ -160,7 +156,13 @@ def tiny_region(trunc_threshold: float | None = None, messy_codes: bool = False)
                 }
             ]
         )
-    return memtable_store(frames)
+    out = memtable_store(frames)
+    if messy_codes:  # padded, lower case, as a table that did not come through ingest (which cleans codes)
+        ln = out["claim_line"]
+        out["claim_line"] = ln.mutate(
+            hcpcs=" " + ln.hcpcs.lower() + " ", revenue_center=ln.revenue_center + "  "
+        )
+    return out
 
 
 # expected non-zero features per beneficiary (every other feature is 0), by hand from the table above
