@@ -1127,6 +1127,21 @@ def latest_versions(claim: ir.Table) -> ir.Table:
     return ver.filter(ver._rn == 0).drop("_rn")
 
 
+def raw_codes_in(t: ir.Table, col: str, codes: ir.Table, code_col: str, *, upper: bool = True) -> ir.Table:
+    """(raw): the distinct values of ``t[col]`` that are one of ``codes[code_col]`` once trimmed (and
+    upper-cased if ``upper``); semi-join the rows to it on the raw value.
+
+    The clean-up runs on the distinct values (tens to thousands), never on the rows: trimming and upper-casing
+    16.5M line codes took 2.5 s of a 0.15 s scan (100k region). The codes are a table joined, not a constant
+    list: DuckDB pushes a filter on a DISTINCT's column below the DISTINCT, into the scan. (Ingest stores
+    codes clean; inputs that did not come through it, such as in-memory tables, may still be padded.)"""
+    raw = t.select(raw=t[col]).distinct()
+    clean = raw.raw.strip()
+    if upper:
+        clean = clean.upper()
+    return raw.semi_join(codes, clean == codes[code_col]).select("raw")
+
+
 def claim_eligibility(
     claim: ir.Table,
     claim_line: ir.Table,
@@ -1144,11 +1159,7 @@ def claim_eligibility(
     bt = final.bill_type.cast("string").strip()
     bt = ibis.cases(((bt.length() == 4) & bt.startswith("0"), bt.substr(1)), else_=bt)
     tob2 = bt.substr(0, 2)
-    codes = T.memtable_of(T.eligible_hcpcs, hcpcs_year)
-    # the code clean-up runs on the distinct raw codes (a few thousand), never on the line rows
-    raw = claim_line.select(raw=claim_line.hcpcs).distinct()
-    raw = raw.mutate(hcpcs=raw.raw.strip().upper())
-    ok_raw = raw.semi_join(codes, raw.hcpcs == codes.hcpcs).select("raw")
+    ok_raw = raw_codes_in(claim_line, "hcpcs", T.memtable_of(T.eligible_hcpcs, hcpcs_year), "hcpcs")
     lines = claim_line.semi_join(ok_raw, claim_line.hcpcs == ok_raw.raw)
     # a membership test (DuckDB: a mark join), not a left join to the distinct claim_ids of those lines:
     # 100k region, 9.9M claims, 8.1M such lines: 1.6 s against 2.3-2.5 s (no 6M-group distinct)
