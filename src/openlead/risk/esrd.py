@@ -40,12 +40,14 @@ import ibis.expr.types as ir
 from openlead.risk import tables as T
 from openlead.risk.hcc import (
     _band,
-    _bene_hccs,
-    _hcc_list,
-    _hcc_score,
-    _interaction_score,
+    _bene_masks,
+    _edit_fires,
+    _edited,
+    _hcc_sum,
+    _interactions_on,
     _keyed_sums,
     _norm_demographics,
+    _resolved,
     _segment_factors,
     _sel,
 )
@@ -147,7 +149,7 @@ def _demo_terms(demo: ir.Table, ids: tuple[str, ...]) -> ir.Table:
 
     A prefixed term is looked up as ``<segment>_<term>``; the others (transplant factor, graft duration
     terms, LTI_GE65/LT65) by their own name, as CMS's table names them. HCCs and interactions are summed
-    by ``hcc._bene_hccs`` / ``hcc._interaction_score`` (continuing-enrollee segments only).
+    by ``score_esrd`` from the CC words (continuing-enrollee segments only).
     """
 
     def sel(t: ir.Table, term: ir.StringValue | str, comp: str, prefixed: bool = True) -> ir.Table:
@@ -231,32 +233,55 @@ def score_esrd(
     component is reported divided too), dq_flag (as in score_hcc).
     """
     tb = tables if tables is not None else load_esrd_tables(esrd_model_year)
-    st = tb.structure
+    st, model, year = tb.structure, tb.model, tb.year
+    mr = T.mask_reference(model, year)
     if "graft_months" not in demographics.columns:  # no transplant data: every row is dialysis
         demographics = demographics.mutate(graft_months=ibis.null("int64"))
     d_all = _segment(_norm_demographics(demographics, st, keep=("graft_months",)), st)
     ok_rows = d_all.filter(d_all.reason.isnull())
-    b = _bene_hccs(diagnoses, ok_rows, tb)
     # demographic, graft and adjustment terms depend on a handful of columns: solved on the distinct profiles
     prof = ok_rows.select(*DEMO_KEYS).distinct()
     sums = _keyed_sums(
         _demo_terms(prof, DEMO_KEYS), DEMO_KEYS, tb.coefficients, ("demographic", "graft", "act_adj")
     )
+    # the CCs as bit words, as ``hcc.score_hcc`` forms them: each beneficiary's OR of his codes' bits, the
+    # age/sex edits applied by bit arithmetic for each row's age and sex, each distinct CC set resolved
+    # (conditions, hierarchies, groups, per-segment HCC sums) once and joined back
+    b = _bene_masks(diagnoses, model, year)
+    wcols = [f"w{i}" for i in range(mr.words)]
+    mcols = [f"m{i}" for i in range(mr.words)]
     j = d_all.outer_join(b, "bene_id")
     known = j.bene_id.notnull()
+    ep = sum(
+        (ibis.cases((f, 1 << k), else_=0) for k, f in enumerate(_edit_fires(j.age, j.sex_code, mr))),
+        ibis.literal(0, "int64"),
+    )
     j = j.mutate(
         bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
         reason=ibis.cases((known, j.reason), else_="no_demographics"),
+        **{w: j[w].fill_null(0) for w in wcols},
+        p=j.p.fill_null(0),
+        ep=ep,
     ).drop("bene_id_right")
+    j = j.mutate(**dict(zip(mcols, _edited(j, mr), strict=True)))
+    has = ibis.literal(False)
+    for c in mcols:
+        has = has | (j[c] != 0)
+    r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), model, year, st.interactions)
+    j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
     j = j.left_join(sums, list(DEMO_KEYS)).drop(*[f"{c}_right" for c in DEMO_KEYS])
     j = j.left_join(_segment_factors(tb, CE_SEGMENTS), "segment").drop("segment_right")
     ok = j.reason.isnull()
     ce = j.segment.isin(list(CE_SEGMENTS))
+    on = _interactions_on(j.inter, {"NONAGED": (ce & ~j.aged).fill_null(False)}, st.interactions, mr.groups)
+    interaction: ir.FloatingValue = ibis.literal(0.0)
+    for k in range(len(st.interactions)):
+        interaction = interaction + ibis.cases(((on & (1 << k)) != 0, j[f"i{k}"].fill_null(0.0)), else_=0.0)
     adj = j.score_act_adj.fill_null(1.0)
     raw = {
         "score_demographic": j.score_demographic.fill_null(0.0),
-        "score_hcc": _hcc_score(j, tb),
-        "score_interaction": _interaction_score(j, {"NONAGED": (ce & ~j.aged).fill_null(False)}, tb),
+        "score_hcc": _hcc_sum(j, mr.segments),
+        "score_interaction": interaction,
         "score_graft": j.score_graft.fill_null(0.0),
     }
     comps = {c: ibis.cases((ok, v / adj), else_=ibis.null("float64")) for c, v in raw.items()}
@@ -271,7 +296,7 @@ def score_esrd(
         cell=ibis.cases((ok, j.cell), else_=ibis.null("string")),
         graft_months=ibis.cases((ok, j.graft_months), else_=ibis.null("int64")),
         hcc_count=ibis.cases((ok, j.n_hcc.fill_null(0).cast("int64")), else_=ibis.null("int64")),
-        hccs=ibis.cases((ok, _hcc_list(j.ccs).fill_null("")), else_=ibis.null("string")),
+        hccs=ibis.cases((ok, j.hccs.fill_null("")), else_=ibis.null("string")),
         **comps,
         act_adj=ibis.cases((ok, adj), else_=ibis.null("float64")),
         score=total,

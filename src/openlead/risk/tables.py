@@ -370,12 +370,8 @@ class CcReference:
     population, never per beneficiary. Because each group lies inside one family, the group flags of the
     different families of a beneficiary never overlap and can be added.
 
-    dx_ref: dx, cc, fam, f0..f<n>, edit_type, edit_sex, age_min, age_max, action, cc_override, fam_override,
-      f0_override.. (one row per (dx, cc); the edit columns null for a code without an age/sex edit). The
-      f<k> columns hold the CC's *counter*: position p of the family is a FIELD_BITS-wide field of column
-      f<p // FIELDS_PER_WORD>, so that summing the rows of a (beneficiary, family) counts each CC, and a
-      CC is present when its field is not 0 (an OR by plain sums: exact while one beneficiary has fewer
-      than 2**FIELD_BITS diagnosis rows of one CC).
+    dx_ref: dx, cc, fam, edit_type, edit_sex, age_min, age_max, action, cc_override (one row per (dx, cc);
+      the edit columns null for a code without an age/sex edit).
     fam_cc: fam, cc, bit, parents_mask (bits of the CCs whose presence drops it), g<i> (1 when the CC is
       in group i of ``groups``), s_<segment> (the coefficient of ``<segment>_HCC<cc>``, 0 if none).
     conditional: (fam, bit, required_mask) of each conditional CC (kept only with a CC of required_mask).
@@ -388,23 +384,6 @@ class CcReference:
     conditional: tuple[tuple[int, int, int], ...]
     groups: tuple[str, ...]
     segments: tuple[str, ...]
-    words: int  # number of f<k> counter columns
-
-
-FIELD_BITS = 15
-FIELDS_PER_WORD = 4  # 60 of the 63 bits of an int64
-
-
-def field_words(width: int) -> int:
-    return -(-width // FIELDS_PER_WORD)
-
-
-def _fields(bit: int, words: int) -> list[int]:
-    pos = bit.bit_length() - 1
-    return [
-        (1 << (FIELD_BITS * (pos % FIELDS_PER_WORD))) if pos // FIELDS_PER_WORD == w else 0
-        for w in range(words)
-    ]
 
 
 @lru_cache(maxsize=8)
@@ -472,31 +451,21 @@ def cc_reference(model: str, year: int) -> CcReference:
     )
     ref = m.merge(e, on="dx", how="left")
     ov = ref["cc_override"]
-    words = field_words(max(len(v) for v in fams.values()))
-
-    field_of = {c: _fields(b, words) for c, b in bit_of.items()}
-
-    def fields(ccs: pd.Series, w: int) -> pd.Series:
-        return ccs.map({c: f[w] for c, f in field_of.items()})
-
     dx_ref = pd.DataFrame(
         {
             "dx": ref["dx"],
             "cc": ref["cc"].astype("int64"),
             "fam": ref["cc"].map(fam_of).astype("int64"),
-            **{f"f{w}": fields(ref["cc"], w).astype("int64") for w in range(words)},
             "edit_type": ref["edit_type"],
             "edit_sex": ref["edit_sex"],
             "age_min": ref["age_min"].astype("float64"),
             "age_max": ref["age_max"].astype("float64"),
             "action": ref["action"],
             "cc_override": pd.to_numeric(ov, errors="coerce").astype("float64"),
-            "fam_override": ov.map(fam_of).astype("float64"),
-            **{f"f{w}_override": fields(ov, w).astype("float64") for w in range(words)},
         }
     )
     return CcReference(
-        dx_ref=dx_ref, fam_cc=fam_cc, conditional=conditional, groups=groups, segments=segments, words=words
+        dx_ref=dx_ref, fam_cc=fam_cc, conditional=conditional, groups=groups, segments=segments
     )
 
 
@@ -692,11 +661,6 @@ class HccTables:
     groups: ir.Table  # (cc, grp)
     interactions: ir.Table  # (term, grp, n_groups): one row per required group of each interaction
     structure: ModelStructure
-    # the fast scorer's reference (see ``cc_reference``): raw-free dx -> (cc, family, bit, edit), and the
-    # per-family CC table with hierarchy/condition masks, group flags and per-segment HCC factors
-    dx_ref: ir.Table | None = None
-    fam_cc: ir.Table | None = None
-    ccref: CcReference | None = None
 
 
 @lru_cache(maxsize=16)
@@ -721,9 +685,6 @@ def load_tables(model: str, year: int) -> HccTables:
         groups=ibis.memtable(groups),
         interactions=ibis.memtable(inter),
         structure=st,
-        dx_ref=ibis.memtable(cc_reference(model, year).dx_ref),
-        fam_cc=ibis.memtable(cc_reference(model, year).fam_cc),
-        ccref=cc_reference(model, year),
     )
 
 
