@@ -585,3 +585,16 @@ def test_interaction_sums_refuse_more_interactions_than_they_solve() -> None:
             hcc._interaction_sums(T.V28, YEAR)
     finally:
         hcc._interaction_sums.cache_clear()
+
+
+def test_interactions_need_every_pseudo_group_named() -> None:
+    """An interaction group that is neither a CC group nor a pseudo-group given would be left out of the
+    interaction's requirements by _resolved (applied without it): refused instead."""
+    from openlead.errors import ParameterError
+    from openlead.risk.hcc import _interactions_on
+
+    st, mr = T.structure(T.V28), T.mask_reference(T.V28, YEAR)
+    inter, flag = ibis.literal(0, "int64"), ibis.literal(True)
+    _interactions_on(inter, {"DISABLED": flag}, st.interactions, mr.groups)
+    with pytest.raises(ParameterError, match=r"\['DISABLED'\]"):
+        _interactions_on(inter, {"NONAGED": flag}, st.interactions, mr.groups)
