@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -39,7 +39,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     description: str = ""
-    clean: str | None = None  # a key of CLEANERS: how a code column is normalised at the boundary
+    clean: Literal["trim", "code", "icd10"] | None = None  # how a code column is normalised (CLEANERS)
 
 
 @dataclass(frozen=True)
@@ -377,10 +377,11 @@ def conform(t: ir.Table, schema: Schema, file: str, cleaned: dict[str, int] | No
             if v is not None and v == v and int(v) > 0:
                 dtype = schema_col(schema, n).dtype
                 _raise_first(wide.mutate(_bad=m), "_bad", f"cannot be read as {dtype}", file, n)
-        for n in changed:
-            v = counts[f"c_{n}"]
-            if cleaned is not None and v is not None and v == v and int(v) > 0:
-                cleaned[f"{schema.name}.{n}"] = int(v)
+        if cleaned is not None:
+            for n in changed:
+                v = counts[f"c_{n}"]
+                if v is not None and v == v and int(v) > 0:
+                    cleaned[f"{schema.name}.{n}"] = int(v)
     exprs: dict[str, ir.Value] = {ROW: wide[ROW]} if ROW in t.columns else {}
     for c in schema.columns:
         exprs[c.name] = cleans[c.name] if c.name in cleans else typed(c.name)
