@@ -41,15 +41,14 @@ from openlead.risk import tables as T
 from openlead.risk.hcc import (
     _band,
     _bene_masks,
-    _edit_fires,
-    _edited,
+    _edit_profile,
     _hcc_sum,
     _interactions_on,
     _keyed_sums,
     _norm_demographics,
-    _resolved,
     _segment_factors,
     _sel,
+    _with_resolved_ccs,
 )
 from openlead.risk.tables import ESRD_V24, HccTables
 
@@ -248,27 +247,16 @@ def score_esrd(
     # age/sex edits applied by bit arithmetic for each row's age and sex, each distinct CC set resolved
     # (conditions, hierarchies, groups, per-segment HCC sums) once and joined back
     b = _bene_masks(diagnoses, model, year)
-    wcols = [f"w{i}" for i in range(mr.words)]
-    mcols = [f"m{i}" for i in range(mr.words)]
     j = d_all.outer_join(b, "bene_id")
     known = j.bene_id.notnull()
-    ep = sum(
-        (ibis.cases((f, 1 << k), else_=0) for k, f in enumerate(_edit_fires(j.age, j.sex_code, mr))),
-        ibis.literal(0, "int64"),
-    )
     j = j.mutate(
         bene_id=ibis.coalesce(j.bene_id, j.bene_id_right),
         reason=ibis.cases((known, j.reason), else_="no_demographics"),
-        **{w: j[w].fill_null(0) for w in wcols},
+        **{f"w{i}": j[f"w{i}"].fill_null(0) for i in range(mr.words)},
         p=j.p.fill_null(0),
-        ep=ep,
+        ep=_edit_profile(j.age, j.sex_code, mr),
     ).drop("bene_id_right")
-    j = j.mutate(**dict(zip(mcols, _edited(j, mr), strict=True)))
-    has = ibis.literal(False)
-    for c in mcols:
-        has = has | (j[c] != 0)
-    r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), model, year, st.interactions)
-    j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
+    j = _with_resolved_ccs(j, model, year, st.interactions)
     j = j.left_join(sums, list(DEMO_KEYS)).drop(*[f"{c}_right" for c in DEMO_KEYS])
     j = j.left_join(_segment_factors(tb, CE_SEGMENTS), "segment").drop("segment_right")
     ok = j.reason.isnull()

@@ -435,6 +435,14 @@ def _edit_fires(age: ir.IntegerValue, sex_code: ir.StringValue, mr: T.MaskRefere
     return out
 
 
+def _edit_profile(age: ir.IntegerValue, sex_code: ir.StringValue, mr: T.MaskReference) -> ir.IntegerValue:
+    """The edit profile of an age and sex: bit k set when edit class k of ``mr.edit_classes`` fires."""
+    return sum(
+        (ibis.cases((f, 1 << k), else_=0) for k, f in enumerate(_edit_fires(age, sex_code, mr))),
+        ibis.literal(0, "int64"),
+    )
+
+
 def _edited(t: ir.Table, mr: T.MaskReference) -> list[ir.IntegerValue]:
     """The CC words of ``t`` (w0.., p, and ep: bit k set when edit class k fires) after the age/sex edits:
     each pseudo bit of p gives its CC's bit unless its class fires, then its override CC's bit (nothing for
@@ -493,6 +501,24 @@ def _resolved(keys: ir.Table, model: str, year: int, interactions: dict[str, tup
     return r.mutate(hccs=r.ccs.sort().cast("array<string>").join(","), inter=inter).drop("ccs", "gmask")
 
 
+def _with_resolved_ccs(
+    j: ir.Table, model: str, year: int, interactions: dict[str, tuple[str, ...]]
+) -> ir.Table:
+    """``j`` (one row per scored row: reason, w0.., p, ep, any other columns) with its CC words after the
+    age/sex edits (m0.., ``_edited``) in place of w0.., p and ep, and the columns of its CC set from
+    ``_resolved`` (n_hcc, hccs, inter, s_<segment>; null without CCs): each distinct set (about a third of
+    the rows) is solved once and joined back on the words."""
+    mr = T.mask_reference(model, year)
+    mcols = [f"m{i}" for i in range(mr.words)]
+    keep = [c for c in j.columns if c not in {*(f"w{i}" for i in range(mr.words)), "p", "ep"}]
+    j = j.select(*keep, **dict(zip(mcols, _edited(j, mr), strict=True)))
+    has = ibis.literal(False)
+    for c in mcols:
+        has = has | (j[c] != 0)
+    r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), model, year, interactions)
+    return j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
+
+
 def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.MaskReference) -> ir.Table:
     """(bene_id, reason, disabled, _key, ep): ``_norm_demographics``, the demographic profile as one integer
     (``_profile_key``) and the edit profile (bit k: edit class k fires). All are functions of (age, sex,
@@ -520,10 +546,7 @@ def _scoring_demographics(demographics: ir.Table, st: T.ModelStructure, mr: T.Ma
         nemcaid=n.ne & n.dual.isin(list(st.ne_medicaid_codes)).fill_null(False),
         ne_origds=(n.age >= 65) & (n.orec == "1"),
     )
-    ep = sum(
-        (ibis.cases((f, 1 << k), else_=0) for k, f in enumerate(_edit_fires(n.age, n.sex_code, mr))),
-        ibis.literal(0, "int64"),
-    )
+    ep = _edit_profile(n.age, n.sex_code, mr)
     # the looked-up values travel as one integer: bit 0 disabled, bits 1-3 the reason (its 1-based place in
     # DEMO_REASONS, 0 = none), then the edit profile, then the profile key + 1 (0 = none). DuckDB builds its
     # hash table on the side whose rows cost less to store, and its estimate for the distinct combinations
@@ -736,7 +759,6 @@ def score_hcc(
     d = _scoring_demographics(demographics, st, mr)
     b = _bene_masks(diagnoses, model, year)
     wcols = [f"w{i}" for i in range(mr.words)]
-    mcols = [f"m{i}" for i in range(mr.words)]
 
     # every beneficiary of either input gets a row: demographics rows, and diagnoses-only beneficiaries
     j = d.outer_join(b, "bene_id")
@@ -750,14 +772,8 @@ def score_hcc(
         p=j.p.fill_null(0),
         ep=j.ep.fill_null(0),
     )
-    j = j.select("bene_id", "reason", "disabled", "_key", **dict(zip(mcols, _edited(j, mr), strict=True)))
-    # the CCs, their conditions, hierarchies and groups: solved once per distinct CC set (a third of the
-    # beneficiaries), joined back on it
-    has = ibis.literal(False)
-    for c in mcols:
-        has = has | (j[c] != 0)
-    r = _resolved(j.filter(has & j.reason.isnull()).select(*mcols).distinct(), model, year, st.interactions)
-    j = j.view().left_join(r, mcols).drop(*[f"{c}_right" for c in mcols])
+    # the CCs, their conditions, hierarchies and groups: solved once per distinct CC set, joined back on it
+    j = _with_resolved_ccs(j, model, year, st.interactions)
     # the demographic terms and the payment-count factor: one join on (profile, count) (``_profile_counts``,
     # every pair solved once); the interaction factors: one join on (segment, interactions that apply)
     # (``_interaction_sums``); so a row carries three looked-up numbers, not every factor of its segment
